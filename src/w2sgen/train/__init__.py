@@ -1,0 +1,1 @@
+"""Training: losses, the activation cache and probe (head) training."""

@@ -1,0 +1,95 @@
+"""Training a head (linear or small MLP) on cached activations, with any loss."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import ProbeConfig
+from ..errors import W2SError
+
+# loss(logits (B, K), target (B, K), step, total_steps) -> scalar
+LossFn = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
+
+
+class Head(nn.Module):
+    """Standardize (fixed mean/std) then a linear layer or a one-hidden-layer MLP: (B, C) -> (B, K)."""
+
+    def __init__(self, dim: int, num_classes: int, kind: str = "linear", hidden: int = 256):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        if kind == "linear":
+            self.net: nn.Module = nn.Linear(dim, num_classes)
+        elif kind == "mlp":
+            self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, num_classes))
+        else:
+            raise W2SError(f"config field 'probe.head': {kind!r}; use linear or mlp")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+@dataclass
+class TrainResult:
+    head: Head
+    losses: list[float]
+    """Mean loss of each epoch."""
+    steps: int
+
+
+def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeConfig, seed: int,
+               desc: str = "train head") -> TrainResult:
+    """Fit a head on features ``x`` (N, C) to soft targets ``target`` (N, K) with AdamW minibatches.
+
+    The data order comes from a generator seeded with ``seed``; a non-finite loss stops training
+    with an error naming the step.
+    """
+    from ..log import progress
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    xt = torch.from_numpy(np.array(x, dtype=np.float32))  # (N, C), a private copy
+    yt = torch.from_numpy(np.array(target, dtype=np.float32))  # (N, K)
+    n, dim = xt.shape
+    head = Head(dim, yt.shape[1], cfg.head, cfg.hidden)
+    if cfg.standardize:
+        head.mean.copy_(xt.mean(0))
+        head.std.copy_(xt.std(0).clamp_min(1e-6))
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    bs = max(1, min(cfg.batch_size, n))
+    per_epoch = math.ceil(n / bs)
+    total = per_epoch * cfg.epochs
+    step = 0
+    losses = []
+    with progress(total=total, desc=desc, unit="step") as bar:
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n, generator=g)
+            run = 0.0
+            for b in range(per_epoch):
+                idx = perm[b * bs : (b + 1) * bs]
+                logits = head(xt[idx])  # (B, K)
+                loss = loss_fn(logits, yt[idx], step, total)
+                if not torch.isfinite(loss):
+                    raise W2SError(f"{desc}: loss is {loss.item()} at step {step}; lower probe.lr or check the labels")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                run += loss.item()
+                step += 1
+            bar.update(per_epoch)
+            losses.append(run / per_epoch)
+    return TrainResult(head.eval(), losses, step)
+
+
+@torch.inference_mode()
+def predict(head: Head, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Class probabilities (N, K) float32."""
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    out = [torch.softmax(head(xt[i : i + batch_size]), -1) for i in range(0, len(xt), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, head.net(torch.zeros(1, xt.shape[1])).shape[1]), np.float32)

@@ -1,0 +1,301 @@
+"""make_splits: deterministic, disjoint, grouped splits with the documented sizes."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from w2sgen.config import SplitConfig
+from w2sgen.errors import W2SError
+from w2sgen.tasks.base import TaskData
+from w2sgen.tasks.splits import SPLITS, make_splits
+
+MAX_GROUP = 3  # the synthetic tasks below use groups of 2 and 3 examples
+
+
+def grouped_task(
+    n_groups: int = 200,
+    sizes: tuple[int, ...] = (2, 3),
+    pos_rate: float = 0.5,
+    n_test_groups: int = 0,
+    seed: int = 0,
+) -> TaskData:
+    """Groups of the given sizes (cycled); the last ``n_test_groups`` groups form a test pool."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(n_groups):
+        pool = "test" if g >= n_groups - n_test_groups else "train"
+        for _ in range(sizes[g % len(sizes)]):
+            i = len(rows)
+            rows.append({"id": f"ex{i}", "text": f"text {i}", "label": int(rng.random() < pos_rate),
+                         "group": f"g{g}", "pool": pool})
+    return TaskData("synthetic", pd.DataFrame(rows))
+
+
+def singleton_task(n: int, n_test: int = 0) -> TaskData:
+    """n examples, one per group (sizes are then exact), alternating labels."""
+    frame = pd.DataFrame({
+        "id": [f"ex{i}" for i in range(n)],
+        "text": [f"text {i}" for i in range(n)],
+        "label": np.arange(n) % 2,
+        "group": [f"g{i}" for i in range(n)],
+        "pool": ["test" if i >= n - n_test else "train" for i in range(n)],
+    })
+    return TaskData("singletons", frame)
+
+
+def split_of(task: TaskData, splits) -> np.ndarray:
+    """The split name of every row ('' for rows in no split)."""
+    where = np.full(len(task), "", dtype=object)
+    for name in SPLITS:
+        where[splits[name]] = name
+    return where
+
+
+def assert_disjoint(splits) -> None:
+    seen: set[int] = set()
+    for name in SPLITS:
+        idx = splits[name].tolist()
+        assert len(idx) == len(set(idx)), f"{name} repeats an index"
+        assert not seen & set(idx), f"{name} overlaps an earlier split"
+        seen |= set(idx)
+
+
+# ------------------------------------------------------------------ determinism and seeds
+def test_same_split_seed_gives_the_same_splits():
+    task = grouped_task()
+    a = make_splits(task, SplitConfig(), seed=3)
+    b = make_splits(task, SplitConfig(), seed=3)
+    for name in SPLITS:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert a.seed == b.seed == 3
+
+
+def test_a_different_seed_gives_different_splits():
+    task = grouped_task()
+    a = make_splits(task, SplitConfig(), seed=3)
+    b = make_splits(task, SplitConfig(), seed=4)
+    for name in SPLITS:
+        assert set(a[name].tolist()) != set(b[name].tolist()), name
+
+
+def test_split_seed_is_independent_of_the_run_seed():
+    task = grouped_task()
+    cfg = SplitConfig(split_seed=7)
+    a = make_splits(task, cfg, seed=1)
+    b = make_splits(task, cfg, seed=2)
+    c = make_splits(task, SplitConfig(), seed=7)  # no split_seed: the run seed is the split seed
+    d = make_splits(task, SplitConfig(), seed=1)
+    assert a.seed == b.seed == 7
+    for name in SPLITS:
+        np.testing.assert_array_equal(a[name], b[name])
+        np.testing.assert_array_equal(a[name], c[name])
+    assert any(set(a[n].tolist()) != set(d[n].tolist()) for n in SPLITS)
+
+
+# ------------------------------------------------------------------ structure
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_splits_are_disjoint_sorted_and_cover_the_task_by_default(seed):
+    task = grouped_task()
+    s = make_splits(task, SplitConfig(), seed=seed)
+    assert_disjoint(s)
+    for name in SPLITS:
+        idx = s[name]
+        assert idx.dtype.kind == "i"
+        assert np.all(np.diff(idx) > 0), f"{name} is not sorted"
+        assert idx.min() >= 0 and idx.max() < len(task)
+    # by default transfer takes everything that is left: no example is lost
+    assert sum(s.sizes().values()) == len(task)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_groups_never_straddle_splits(seed):
+    task = grouped_task(n_groups=150, sizes=(2, 3, 3))
+    cfg = SplitConfig(n_weak_train=41, n_transfer=57, n_val=23, n_test=31)
+    s = make_splits(task, cfg, seed=seed)
+    where = split_of(task, s)
+    per_group = pd.Series(where).groupby(task.frame["group"]).agg(lambda x: set(x))
+    straddling = per_group[per_group.map(len) > 1]
+    assert straddling.empty, f"groups in several splits: {straddling.head().to_dict()}"
+
+
+def test_a_group_spanning_both_pools_is_refused():
+    frame = pd.DataFrame({"id": list("abcd"), "text": list("abcd"), "label": [0, 1, 0, 1],
+                          "group": ["g0", "g0", "g1", "g2"], "pool": ["train", "test", "train", "train"]})
+    with pytest.raises(W2SError, match="spans the train and test pools"):
+        make_splits(TaskData("t", frame), SplitConfig(), seed=0)
+
+
+# ------------------------------------------------------------------ sizes
+@pytest.mark.parametrize("seed", [0, 5])
+def test_requested_counts_are_honoured_within_one_group(seed):
+    task = grouped_task(n_groups=200)  # 500 examples
+    want = {"weak_train": 50, "transfer": 60, "val": 20, "test": 30}
+    cfg = SplitConfig(n_weak_train=50, n_transfer=60, n_val=20, n_test=30)
+    sizes = make_splits(task, cfg, seed=seed).sizes()
+    for name, n in want.items():
+        assert n <= sizes[name] < n + MAX_GROUP, (name, sizes)
+
+
+def test_counts_are_exact_with_singleton_groups():
+    task = singleton_task(300)
+    cfg = SplitConfig(n_weak_train=50, n_transfer=60, n_val=20, n_test=30)
+    assert make_splits(task, cfg, seed=0).sizes() == {"weak_train": 50, "transfer": 60, "val": 20, "test": 30}
+
+
+def test_fractions_are_fractions_of_the_training_pool():
+    task = singleton_task(1000)
+    cfg = SplitConfig(n_weak_train=0.3, n_transfer=0.25, n_val=0.05, n_test=0.15)
+    sizes = make_splits(task, cfg, seed=0).sizes()
+    assert sizes == {"weak_train": 300, "transfer": 250, "val": 50, "test": 150}
+
+
+def test_fractions_with_groups():
+    task = grouped_task(n_groups=400)  # 1000 examples
+    cfg = SplitConfig(n_weak_train=0.3, n_transfer=0.25, n_val=0.05, n_test=0.15)
+    sizes = make_splits(task, cfg, seed=1).sizes()
+    for name, n in {"weak_train": 300, "transfer": 250, "val": 50, "test": 150}.items():
+        assert n <= sizes[name] < n + MAX_GROUP, (name, sizes)
+
+
+@pytest.mark.parametrize("field,value", [("n_val", 1.5), ("n_test", 0.0), ("n_weak_train", -3)])
+def test_bad_sizes_are_refused(field, value):
+    with pytest.raises(W2SError, match=f"splits.{field}"):
+        make_splits(grouped_task(), SplitConfig(**{field: value}), seed=0)
+
+
+def test_default_sizes_without_a_test_pool():
+    task = singleton_task(500)
+    sizes = make_splits(task, SplitConfig(), seed=0).sizes()
+    assert sizes["test"] == 100  # 20%
+    assert sizes["val"] == 50  # 10% of the pool
+    assert sizes["weak_train"] == (500 - 100 - 50) // 2
+    assert sizes["transfer"] == 500 - 100 - 50 - sizes["weak_train"]
+
+
+def test_default_sizes_with_groups_are_halves_of_the_rest():
+    task = grouped_task(n_groups=200)  # 500 examples
+    s = make_splits(task, SplitConfig(), seed=2)
+    sizes = s.sizes()
+    assert 100 <= sizes["test"] < 100 + MAX_GROUP
+    assert 50 <= sizes["val"] < 50 + MAX_GROUP
+    rest = len(task) - sizes["test"] - sizes["val"]
+    assert abs(sizes["weak_train"] - rest / 2) <= MAX_GROUP
+    assert sizes["weak_train"] + sizes["transfer"] == rest
+
+
+def test_default_val_and_test_are_capped_on_large_tasks():
+    # SplitConfig documents: val at most 1,000, carved test at most 5,000
+    task = singleton_task(60_000)
+    sizes = make_splits(task, SplitConfig(), seed=0).sizes()
+    assert sizes["val"] == 1000
+    assert sizes["test"] == 5000
+    assert sizes["weak_train"] == (60_000 - 6000) // 2
+    # the cap binds only the defaults: an explicit fraction is taken as given
+    sizes = make_splits(task, SplitConfig(n_val=0.1, n_test=0.2), seed=0).sizes()
+    assert sizes["val"] == 6000 and sizes["test"] == 12_000
+
+
+# ------------------------------------------------------------------ a task with its own test pool
+def test_test_pool_feeds_test_only():
+    task = grouped_task(n_groups=200, n_test_groups=40)
+    pools = task.frame["pool"].to_numpy()
+    s = make_splits(task, SplitConfig(), seed=0)
+    # default test = the whole test pool
+    np.testing.assert_array_equal(s["test"], np.flatnonzero(pools == "test"))
+    for name in ("weak_train", "transfer", "val"):
+        assert set(pools[s[name]]) == {"train"}, name
+    # the other splits share out the whole training pool
+    train_idx = np.concatenate([s[n] for n in ("weak_train", "transfer", "val")])
+    assert sorted(train_idx.tolist()) == np.flatnonzero(pools == "train").tolist()
+    n_train = int((pools == "train").sum())
+    assert s.sizes()["val"] >= round(0.1 * n_train)
+
+
+def test_a_test_count_draws_from_the_test_pool():
+    task = grouped_task(n_groups=200, n_test_groups=40)
+    pools = task.frame["pool"].to_numpy()
+    s = make_splits(task, SplitConfig(n_test=20, n_val=30), seed=4)
+    assert set(pools[s["test"]]) == {"test"}
+    assert 20 <= len(s["test"]) < 20 + MAX_GROUP
+    for name in ("weak_train", "transfer", "val"):
+        assert set(pools[s[name]]) == {"train"}, name
+
+
+# ------------------------------------------------------------------ balance, max_examples, cuts, errors
+def test_balance_gives_exactly_half_of_each_label():
+    task = grouped_task(n_groups=400, pos_rate=0.25, seed=1)
+    unbalanced = make_splits(task, SplitConfig(), seed=0)
+    labels = task.frame["label"].to_numpy()
+    # the task is imbalanced to start with
+    assert labels[unbalanced["weak_train"]].mean() < 0.4
+    s = make_splits(task, SplitConfig(balance=True), seed=0)
+    for name in SPLITS:
+        counts = Counter(labels[s[name]].tolist())
+        assert counts[0] == counts[1] > 0, (name, counts)
+        # balancing only drops examples, it never moves one to another split
+        assert set(s[name].tolist()) <= set(unbalanced[name].tolist())
+    assert_disjoint(s)
+
+
+def test_balance_is_deterministic():
+    task = grouped_task(n_groups=300, pos_rate=0.3, seed=2)
+    a = make_splits(task, SplitConfig(balance=True), seed=9)
+    b = make_splits(task, SplitConfig(balance=True), seed=9)
+    for name in SPLITS:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_max_examples_subsamples_by_group():
+    task = grouped_task(n_groups=400)  # 1000 examples
+    s = make_splits(task, SplitConfig(max_examples=100), seed=0)
+    total = sum(s.sizes().values())
+    assert 100 <= total < 100 + MAX_GROUP
+    assert all(n > 0 for n in s.sizes().values())
+    assert_disjoint(s)
+    # whole groups were kept
+    used = np.concatenate([s[n] for n in SPLITS])
+    groups = task.frame["group"].to_numpy()
+    kept = set(groups[used].tolist())
+    assert (task.frame["group"].isin(kept)).sum() == len(used)
+    # a different seed keeps other examples
+    other = make_splits(task, SplitConfig(max_examples=100), seed=1)
+    assert set(used.tolist()) != set(np.concatenate([other[n] for n in SPLITS]).tolist())
+
+
+def test_max_examples_below_four_is_refused():
+    with pytest.raises(W2SError, match="max_examples"):
+        make_splits(grouped_task(), SplitConfig(max_examples=3), seed=0)
+
+
+def test_too_large_transfer_is_cut_to_what_is_left(caplog):
+    task = singleton_task(500)
+    cfg = SplitConfig(n_weak_train=100, n_val=50, n_test=50, n_transfer=10_000)
+    logger = logging.getLogger("w2sgen")
+    logger.addHandler(caplog.handler)  # the package logger may not propagate
+    try:
+        with caplog.at_level(logging.WARNING, logger="w2sgen"):
+            sizes = make_splits(task, cfg, seed=0).sizes()
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert sizes == {"weak_train": 100, "transfer": 300, "val": 50, "test": 50}
+    assert any("transfer" in r.getMessage() and "300" in r.getMessage() for r in caplog.records)
+
+
+def test_an_empty_split_raises():
+    with pytest.raises(W2SError, match="is empty"):
+        make_splits(singleton_task(3), SplitConfig(), seed=0)
+
+
+def test_a_zero_count_raises_naming_the_split():
+    with pytest.raises(W2SError, match="'weak_train' is empty"):
+        make_splits(singleton_task(100), SplitConfig(n_weak_train=0), seed=0)
+
+
+def test_nothing_left_for_transfer_raises():
+    with pytest.raises(W2SError, match="'transfer' is empty"):
+        make_splits(singleton_task(100), SplitConfig(n_test=20, n_val=10, n_weak_train=70), seed=0)

@@ -1,0 +1,80 @@
+"""Losses against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from w2sgen.train.losses import harden, logconf, product, warmup_alpha, xent
+
+
+def test_xent_matches_hand_computation():
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # softmax = [0.25, 0.75]
+    target = torch.tensor([[0.2, 0.8]])
+    want = -(0.2 * math.log(0.25) + 0.8 * math.log(0.75))
+    assert xent(logits, target).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_xent_is_batch_mean():
+    logits = torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    want = (math.log(2.0) + -math.log(0.75)) / 2
+    assert xent(logits, target).item() == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "step,alpha",
+    [(0, 0.0), (10, 0.125), (20, 0.25), (39, 0.4875), (40, 0.5), (41, 0.5), (100, 0.5)],
+)
+def test_warmup_alpha_is_linear_then_flat(step, alpha):
+    # 200 steps, warmup over the first 20% = 40 steps, alpha_max 0.5
+    assert warmup_alpha(step, 200, 0.5, 0.2) == pytest.approx(alpha)
+
+
+def test_warmup_has_no_jump():
+    values = [warmup_alpha(s, 1000, 0.5, 0.2) for s in range(1001)]
+    steps = [b - a for a, b in zip(values, values[1:])]
+    assert max(steps) <= 0.5 / 200 + 1e-12
+    assert values[0] == 0.0 and values[-1] == 0.5
+
+
+def test_harden_matches_weak_positive_rate():
+    p1 = torch.tensor([0.9, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05])
+    probs = torch.stack([1 - p1, p1], -1)
+    hard = harden(probs, 0.25)  # 2 of 8 positive
+    assert hard[:, 1].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    hard = harden(probs, 0.5)  # threshold moves: 4 of 8 positive, though only 3 have p > 0.5
+    assert hard[:, 1].sum().item() == 4
+    assert hard[:, 1].tolist()[:4] == [1, 1, 1, 1]
+
+
+def test_logconf_equals_hand_mixture():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.5, 0.0], [0.0, 3.0]])
+    weak = torch.tensor([[0.6, 0.4], [0.3, 0.7], [0.8, 0.2], [0.5, 0.5]])
+    # weak positive rate = mean(0.4, 0.7, 0.2, 0.5) = 0.45 -> top 45% of student p1 are hardened to 1
+    p1 = torch.softmax(logits, -1)[:, 1]
+    tau = torch.quantile(p1, 0.55)
+    hard = torch.stack([(p1 <= tau).float(), (p1 > tau).float()], -1)
+    alpha = 0.3
+    want = xent(logits, (1 - alpha) * weak + alpha * hard)
+    assert logconf(logits, weak, alpha).item() == pytest.approx(want.item(), rel=1e-6)
+    assert logconf(logits, weak, 0.0).item() == pytest.approx(xent(logits, weak).item(), rel=1e-6)
+
+
+def test_logconf_target_is_detached():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    weak = torch.tensor([[0.6, 0.4], [0.3, 0.7]])
+    loss = logconf(logits, weak, 0.5)
+    loss.backward()
+    # gradient of CE wrt logits is softmax - target (per example, / B): rows sum to zero
+    assert torch.allclose(logits.grad.sum(-1), torch.zeros(2), atol=1e-6)
+
+
+def test_product_target():
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # p_strong = [0.25, 0.75]
+    weak = torch.tensor([[0.5, 0.5]])
+    # t ∝ [0.25*0.5, 0.75*0.5] = [0.25, 0.75]
+    want = xent(logits, torch.tensor([[0.25, 0.75]]))
+    assert product(logits, weak).item() == pytest.approx(want.item(), rel=1e-6)
+    # beta = 0: the target is the weak label
+    assert product(logits, weak, beta=0.0).item() == pytest.approx(xent(logits, weak).item(), rel=1e-6)
