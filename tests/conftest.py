@@ -35,3 +35,57 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "cache"
     monkeypatch.setenv("W2S_CACHE_DIR", str(d))
     return d
+
+
+WORDS = ("the city of is in a an and not true false good bad movie film great awful paris france berlin "
+         "germany rome italy madrid spain tokyo japan lima peru oslo norway cairo egypt q : ? . ,").split()
+
+
+def build_tiny_encoder(path: Path, seed: int = 0) -> Path:
+    """A tiny random BERT and a word-level tokenizer, saved like a hub model directory."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *map(str, range(10))]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)])
+    core.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                  sep_token="[SEP]", mask_token="[MASK]")
+    tok.save_pretrained(path)
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory) -> tuple[Path, Path]:
+    """(weak, strong) tiny random encoders (different seeds and sizes are not needed for plumbing)."""
+    root = tmp_path_factory.mktemp("models")
+    return build_tiny_encoder(root / "weak", 0), build_tiny_encoder(root / "strong", 1)
+
+
+def write_toy_task(path: Path, n: int = 120) -> Path:
+    """A jsonl task, linearly learnable from word identity: label 1 iff the review word is good/great.
+
+    Rows come in pairs sharing a group (the same city), one of each label.
+    """
+    import json
+    import random
+
+    rng = random.Random(0)
+    cities = ["paris", "berlin", "rome", "madrid", "tokyo", "lima", "oslo", "cairo"]
+    rows = []
+    for i in range(n // 2):
+        city = cities[i % len(cities)]
+        filler = " ".join(rng.choice(["the", "a", "an", "movie", "film", "city", "of"]) for _ in range(3))
+        pos, neg = rng.choice(["good", "great"]), rng.choice(["bad", "awful"])
+        rows.append({"text": f"{city} {filler} {pos} {i}", "label": 1, "group": f"g{i}"})
+        rows.append({"text": f"{city} {filler} {neg} {i}", "label": 0, "group": f"g{i}"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -62,14 +62,16 @@ class ProbeConfig:
     """linear or mlp (one hidden layer)."""
     hidden: int = 256
     """Hidden width of the mlp head."""
-    lr: float = 1e-3
-    """AdamW learning rate."""
+    lr: float = 3e-3
+    """AdamW peak learning rate."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
-    epochs: int = 20
-    """Passes over the training set."""
+    epochs: int = 50
+    """Passes over the training set (heads are cheap: near convergence is the default)."""
     batch_size: int = 64
     """Minibatch size (also the batch in which logconf matches positive rates)."""
+    schedule: str = "cosine"
+    """Learning-rate schedule over all steps: cosine (decays to 0) or constant."""
     standardize: bool = True
     """Standardize features with the mean/std of the stage's own training set."""
 

@@ -272,7 +272,10 @@ def test_max_examples_below_four_is_refused():
         make_splits(grouped_task(), SplitConfig(max_examples=3), seed=0)
 
 
-def test_too_large_transfer_is_cut_to_what_is_left(caplog):
+def test_too_large_transfer_is_cut_to_what_is_left(caplog, monkeypatch):
+    import w2sgen.tasks.splits as splits_mod
+
+    monkeypatch.setattr(splits_mod, "_WARNED", set())
     task = singleton_task(500)
     cfg = SplitConfig(n_weak_train=100, n_val=50, n_test=50, n_transfer=10_000)
     logger = logging.getLogger("w2sgen")

@@ -13,6 +13,7 @@ from .base import TaskData
 
 SPLITS = ("weak_train", "transfer", "val", "test")
 log = logging.getLogger("w2sgen")
+_WARNED: set[str] = set()
 
 
 @dataclass
@@ -112,7 +113,10 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
     left = int(sum(len(g) for g in train_groups[pos:]))
     n_tr = _count(cfg.n_transfer, n_train_pool, 0.0, "n_transfer") if cfg.n_transfer is not None else left
     if n_tr > left:
-        log.warning("transfer: asked for %d examples, %d are left; using %d", n_tr, left, left)
+        msg = f"transfer: asked for {n_tr} examples, {left} are left; using {left}"
+        if msg not in _WARNED:  # once per process, not once per seed
+            _WARNED.add(msg)
+            log.warning(msg)
     out["transfer"], pos = _take(train_groups, pos, n_tr)
 
     result = {}

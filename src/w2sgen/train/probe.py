@@ -65,6 +65,12 @@ def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeCon
     bs = max(1, min(cfg.batch_size, n))
     per_epoch = math.ceil(n / bs)
     total = per_epoch * cfg.epochs
+    if cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    elif cfg.schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    else:
+        raise W2SError(f"config field 'probe.schedule': {cfg.schedule!r}; use cosine or constant")
     step = 0
     losses = []
     with progress(total=total, desc=desc, unit="step") as bar:
@@ -80,6 +86,7 @@ def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeCon
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                sched.step()
                 run += loss.item()
                 step += 1
             bar.update(per_epoch)
