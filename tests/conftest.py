@@ -41,11 +41,45 @@ WORDS = ("the city of is in a an and not true false good bad movie film great aw
          "germany rome italy madrid spain tokyo japan lima peru oslo norway cairo egypt q : ? . ,").split()
 
 
-def build_tiny_encoder(path: Path, seed: int = 0) -> Path:
-    """A tiny random BERT and a word-level tokenizer, saved like a hub model directory."""
+def tiny_config(family: str, vocab_size: int):
+    """A tiny random config of a registered family (2 layers, width 16)."""
+    import transformers as tf
+
+    common = dict(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                  num_attention_heads=2, max_position_embeddings=64)
+    if family == "bert":
+        return tf.BertConfig(**common)
+    if family == "gpt2":
+        return tf.GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=16, n_layer=2, n_head=2)
+    if family == "gpt_neox":
+        return tf.GPTNeoXConfig(**common)
+    if family in ("llama", "mistral", "qwen2"):
+        cls = {"llama": tf.LlamaConfig, "mistral": tf.MistralConfig, "qwen2": tf.Qwen2Config}[family]
+        return cls(**common, num_key_value_heads=1)
+    if family == "gemma":
+        return tf.GemmaConfig(**common, num_key_value_heads=1, head_dim=8)
+    raise ValueError(family)
+
+
+FAMILIES = ["gpt2", "qwen2", "llama", "mistral", "gpt_neox", "gemma"]
+
+
+def build_tiny_model(path: Path, family: str, seed: int = 0) -> Path:
+    """A tiny random model of ``family`` and a word-level tokenizer, saved like a hub model directory."""
     import torch
+    from transformers import AutoModel
+
+    tok = _tiny_tokenizer(path)
+    torch.manual_seed(seed)
+    cfg = tiny_config(family, len(tok))
+    cfg.pad_token_id = tok.pad_token_id
+    AutoModel.from_config(cfg).save_pretrained(path)
+    return path
+
+
+def _tiny_tokenizer(path: Path):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *map(str, range(10))]
@@ -56,11 +90,12 @@ def build_tiny_encoder(path: Path, seed: int = 0) -> Path:
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
                                   sep_token="[SEP]", mask_token="[MASK]")
     tok.save_pretrained(path)
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=64)
-    BertModel(cfg).save_pretrained(path)
-    return path
+    return tok
+
+
+def build_tiny_encoder(path: Path, seed: int = 0) -> Path:
+    """A tiny random BERT and a word-level tokenizer, saved like a hub model directory."""
+    return build_tiny_model(path, "bert", seed)
 
 
 @pytest.fixture(scope="session")

@@ -86,7 +86,7 @@ def test_run_results_json_and_export(tmp_path, tiny_encoders, capsys):
     assert main(["results", str(out), "--format", "csv"]) == 0
     csv = capsys.readouterr().out.splitlines()
     assert csv[0].startswith("task,weak,strong,mode,method,seed") and len(csv) == 5
-    run_dir = next(out.iterdir())
+    run_dir = next(p for p in sorted(out.iterdir()) if (p / "run.json").is_file())  # not runs.sqlite
     assert main(["export-labels", str(run_dir), "-o", str(tmp_path / "w.jsonl"), "--splits", "transfer"]) == 0
     lines = (tmp_path / "w.jsonl").read_text().splitlines()
     assert all(json.loads(ln)["split"] == "transfer" for ln in lines) and len(lines) > 10

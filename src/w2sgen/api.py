@@ -36,6 +36,16 @@ class Results:
 
         return summary_table(self.table)
 
+    def query(self, task: str | list[str] | None = None, method: str | list[str] | None = None,
+              where: str | None = None) -> pd.DataFrame:
+        """The table filtered through the directory's index ``runs.sqlite`` (``where``: SQL)."""
+        from .errors import W2SError
+        from .store.db import query
+
+        if self.out is None:
+            raise W2SError("these results have no directory to query; use load_results(DIR)")
+        return query(self.out, task=task, method=method, where=where)
+
     def __str__(self) -> str:
         from .store.results import format_summary
 
@@ -72,8 +82,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = None) -> Results:
-    """Run the protocol for every seed of ``config``; write each run under ``config.out``."""
+def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = None,
+        trackers: str | list[str] | None = None) -> Results:
+    """Run the protocol for every seed of ``config``; write each run under ``config.out``.
+
+    Each run is also indexed in ``config.out/runs.sqlite``; ``trackers`` (e.g. "tensorboard")
+    logs it through accelerate's tracker API.
+    """
     from .models import resolve_model
     from .protocol import PREDICT_SPLITS, run_seed, side_for
     from .store.cache import StageCache
@@ -84,6 +99,10 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
 
     cfg = from_dict(RunConfig, config) if isinstance(config, dict) else config
     cfg.validate()
+    if trackers:
+        from .trackers import parse_trackers
+
+        trackers = parse_trackers(trackers)  # unknown names fail before any work
     from .methods import METHODS
 
     methods = [METHODS.get(m).name for m in cfg.methods]  # unknown names fail before any work
@@ -93,6 +112,10 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
     weak_model = resolve_model(cfg.weak) if not cfg.weak_labels else None
     strong_model = resolve_model(cfg.strong)
     cache = StageCache(cache_dir)
+    from .safety import check_writable, writing
+
+    check_writable(cfg.out, "results directory")  # fail before any compute, not after it
+    check_writable(cache.root, "cache directory")
     t0 = time.time()
     task = load_task(cfg.task, cfg.data_dir, cfg.text_col, cfg.label_col, cfg.group_col)
     t_task = time.time() - t0
@@ -113,7 +136,8 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
     for seed, splits in plan.items():
         seed_everything(seed)
         t_seed = time.time()
-        rec = run_seed(cfg, seed, task, splits, weak, strong, cache, given)
+        with writing("cache directory", cache.root):
+            rec = run_seed(cfg, seed, task, splits, weak, strong, cache, given)
         stages = rec.pop("_stages")
         record = {
             "config": dict(to_dict(cfg), seeds=[seed]),
@@ -136,17 +160,28 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
         name = run_dir_name(task.name, record["weak"]["name"], strong.model.name, cfg.mode, seed)
         stage_files = {k: cache.path(st.name if st.name != "given" else "given", st.key) / "predictions.parquet"
                        for k, st in stages.items() if st.name != "given"}
-        d = write_run(out, name, record, stage_files)
-        if "weak" not in stage_files:
-            _write_given(d, stages["weak"])
+        given_frames = {} if "weak" in stage_files else {"weak": stages["weak"].predictions}
+        d = write_run(out, name, record, stage_files, given_frames)
+        _write_labels(d, task, splits)
+        from .store.db import index_run
+
+        index_run(out, d)
+        if trackers:
+            from .trackers import log_run
+
+            log_run(trackers, out, d)
         log.info("run %s: done in %.1fs", name, record["wall_s"])
         record["_dir"] = str(d)
         records.append(record)
     return Results(records, out)
 
 
-def _write_given(d: Path, st) -> None:
-    tmp = d / "predictions" / ".weak.parquet.tmp"
-    st.predictions.to_parquet(tmp, index=False)
-    tmp.replace(d / "predictions" / "weak.parquet")
+def _write_labels(d: Path, task, splits) -> None:
+    """``<run>/labels.parquet``: id, split, label of the predicted splits (for bootstrap and diagnostics)."""
+    from .protocol import PREDICT_SPLITS
+    from .store.atomic import atomic_write_bytes
 
+    frame = task.frame
+    parts = [pd.DataFrame({"id": frame["id"].iloc[splits[s]].to_numpy(), "split": s,
+                           "label": frame["label"].iloc[splits[s]].to_numpy()}) for s in PREDICT_SPLITS]
+    atomic_write_bytes(d / "labels.parquet", pd.concat(parts, ignore_index=True).to_parquet(index=False))

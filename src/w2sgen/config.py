@@ -74,6 +74,54 @@ class ProbeConfig:
     """Learning-rate schedule over all steps: cosine (decays to 0) or constant."""
     standardize: bool = True
     """Standardize features with the mean/std of the stage's own training set."""
+    skip_nonfinite: bool = False
+    """On a NaN or inf loss: False stops the stage with an error naming the stage and step; True skips
+    that batch (no update), counts it in the stage's train.json (``skipped_steps``), and fails only if
+    every step is skipped."""
+
+
+@dataclass
+class FinetuneConfig:
+    """Full or LoRA finetuning of the backbone with a classification head (``mode: finetune``)."""
+
+    lr: float | None = None
+    """Peak learning rate; None: the model's default at batch 32, scaled linearly with batch_size."""
+    head_lr: float | None = None
+    """Learning rate of the (small-initialised) head; None: max(10 × lr, 1e-3), so it leaves zero fast."""
+    epochs: float = 1.0
+    """Passes over the training set (fractions allowed)."""
+    max_steps: int | None = None
+    """Cap on optimizer steps (for quick runs); None: epochs decide."""
+    batch_size: int = 32
+    """Effective batch size (examples per optimizer step)."""
+    micro_batch_size: int = 16
+    """Examples per forward/backward; gradients accumulate to batch_size."""
+    warmup_frac: float = 0.05
+    """Fraction of steps of linear warmup before the cosine decay."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (0 turns it off)."""
+    lora: bool = False
+    """Train LoRA adapters (peft) instead of all weights."""
+    lora_rank: int = 8
+    """LoRA rank r."""
+    lora_alpha: float = 16.0
+    """LoRA scaling alpha."""
+    lora_targets: list[str] | None = None
+    """LoRA target module names; None: the family's defaults."""
+    grad_checkpointing: bool | None = None
+    """Recompute activations in backward to save memory; None: the model's default."""
+    dtype: str = "auto"
+    """Compute dtype: auto (bf16 autocast where supported), fp32 or bf16."""
+    weights_dtype: str | None = None
+    """Weight dtype: fp32 or bf16; None: the model's default (bf16 for large models)."""
+    max_length: int = 256
+    """Token limit per example (longer inputs are truncated)."""
+    eval_batch_size: int = 64
+    """Examples per forward pass at evaluation."""
+    dropout: bool = False
+    """Keep the model's dropout (off by default, as in the paper, for determinism)."""
 
 
 @dataclass
@@ -89,7 +137,7 @@ class RunConfig:
     methods: list[str] = field(default_factory=lambda: ["xent", "logconf"])
     """Student training methods (registry names)."""
     mode: str = "probe"
-    """probe: frozen backbones with trained heads (finetune: see the finetuning issue)."""
+    """probe: frozen backbones, heads trained on cached activations; finetune: full or LoRA finetuning."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Training seeds; each gives one run (python, numpy, torch and data order)."""
     out: str = "w2s-results"
@@ -109,6 +157,7 @@ class RunConfig:
     splits: SplitConfig = field(default_factory=SplitConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-method settings, e.g. {'logconf': {'alpha_max': 0.75}} (``--set logconf.alpha_max=0.75``)."""
 
@@ -116,11 +165,8 @@ class RunConfig:
         for name in ("task", "weak", "strong"):
             if not getattr(self, name):
                 raise W2SError(f"config field {name!r} is required (e.g. --{name} ...)")
-        if self.mode not in ("probe",):
-            raise W2SError(
-                f"config field 'mode': {self.mode!r} is not available; use 'probe' "
-                "(full and LoRA finetuning is tracked in the finetuning issue)"
-            )
+        if self.mode not in ("probe", "finetune"):
+            raise W2SError(f"config field 'mode': {self.mode!r}; use probe or finetune")
         if not self.methods:
             raise W2SError("config field 'methods' is empty; name at least one, e.g. xent")
         if not self.seeds:

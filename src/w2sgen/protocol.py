@@ -45,7 +45,7 @@ def ids_hash(ids: Any, extra: Any = None) -> str:
 
 @dataclass
 class ModelSide:
-    """One backbone's feature source: lazily loaded, features cached per text."""
+    """One backbone: its fingerprint, and (probe mode) its lazily filled activation cache."""
 
     model: ResolvedModel
     layer: int
@@ -53,29 +53,46 @@ class ModelSide:
     cfg: RunConfig
     cache_root: Path
     texts_needed: list[str] = field(default_factory=list)
+    _meta: dict[str, Any] | None = None
     _store: Any = None
     _ready: bool = False
 
     @property
-    def store(self):
-        if self._store is None:
+    def meta(self) -> dict[str, Any]:
+        """What identifies this model's outputs: weights fingerprint, layer, pooling, dtype."""
+        if self._meta is None:
             from .models.backbone import fingerprint, local_dir
-            from .train.activations import FeatureStore, resolve_device, resolve_dtype
+            from .train.activations import resolve_device, resolve_dtype
 
             path = local_dir(self.model)
             self.device = resolve_device(self.cfg.embed.device)
-            self.dtype = resolve_dtype(self.cfg.embed.dtype, self.device)
-            self.meta = {
+            dtype = self.cfg.embed.dtype if self.cfg.mode == "probe" else self.cfg.finetune.dtype
+            self.dtype = resolve_dtype(dtype, self.device)
+            self._meta = {
                 "model": self.model.name, "fingerprint": fingerprint(path), "revision": self.model.revision,
                 "layer": self.layer, "pooling": self.pooling, "max_length": self.cfg.embed.max_length,
                 "dtype": self.dtype,
             }
+            if self.cfg.mode == "finetune":
+                self._meta["max_length"] = self.cfg.finetune.max_length
+        return self._meta
+
+    @property
+    def store(self):
+        if self._store is None:
+            from .train.activations import FeatureStore
+
             self._store = FeatureStore(self.cache_root, self.meta)
         return self._store
 
     @property
     def key(self) -> str:
-        return self.store.key
+        """The model part of stage keys: the feature store (probe) or the model itself (finetune)."""
+        if self.cfg.mode == "probe":
+            return self.store.key
+        import json
+
+        return hashlib.sha256(json.dumps(self.meta, sort_keys=True).encode()).hexdigest()[:20]
 
     def features(self, texts: list[str], desc: str) -> np.ndarray:
         if not self._ready:
@@ -113,7 +130,10 @@ def side_for(model: ResolvedModel, layer_override: int | None, cfg: RunConfig, c
         pooling = pooling or ("last" if kind == "decoder" else "mean")
     if pooling not in ("mean", "cls", "last"):
         raise W2SError(f"config field 'embed.pooling': {pooling!r}; use mean, cls or last")
-    layer = layer_override if layer_override is not None else model.layer
+    if layer_override is not None:
+        layer = layer_override
+    else:  # probes read the model's best-probing layer; finetuning trains on the top layer
+        layer = model.layer if cfg.mode == "probe" else -1
     return ModelSide(model, layer, pooling, cfg, cache_root)
 
 
@@ -186,7 +206,43 @@ def train_stage(
             ids.extend(frame["id"].iloc[idx].tolist())
             spl.extend([s] * len(idx))
         _save_stage(d, ids, spl, np.concatenate(probs), res.head,
-                    {"losses": res.losses, "steps": res.steps, "train_wall_s": time.time() - t0})
+                    {"losses": res.losses, "steps": res.steps, "skipped_steps": res.skipped,
+                     "train_wall_s": time.time() - t0})
+
+    entry, hit = cache.get_or_build(stage, inputs, build)
+    preds, info = _load_stage(entry)
+    return StageResult(stage, preds, info, hit, entry.name, time.time() - t0)
+
+
+def finetune_stage(
+    cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
+    target: np.ndarray, loss_fn, cfg: RunConfig, seed: int,
+) -> StageResult:
+    """Finetune ``side``'s model (full or LoRA) on the stage's training split and predict the rest."""
+    from safetensors.torch import save_file
+
+    from .train.finetune import finetune
+
+    t0 = time.time()
+    frame = task.frame
+    texts = frame["text"].tolist()
+    train_idx = splits[inputs["train_split"]]
+    _ = side.meta  # resolves device and dtype
+
+    def build(d: Path) -> None:
+        res = finetune(
+            side.model, [texts[i] for i in train_idx], target, loss_fn, cfg.finetune, seed=seed,
+            num_classes=task.num_classes, pooling=side.pooling, layer=side.layer,
+            eval_sets={s: [texts[i] for i in splits[s]] for s in PREDICT_SPLITS}, device=side.device,
+            compute_dtype=side.dtype, trust_remote_code=cfg.trust_remote_code, desc=f"{stage} ({side.model.name})",
+        )
+        ids, spl = [], []
+        for s in PREDICT_SPLITS:
+            ids.extend(frame["id"].iloc[splits[s]].tolist())
+            spl.extend([s] * len(splits[s]))
+        _save_stage(d, ids, spl, np.concatenate([res.probs[s] for s in PREDICT_SPLITS]), None,
+                    {"losses": res.losses, **res.info})
+        save_file(res.trainable, str(d / ("adapter.safetensors" if cfg.finetune.lora else "head.safetensors")))
 
     entry, hit = cache.get_or_build(stage, inputs, build)
     preds, info = _load_stage(entry)
@@ -211,13 +267,14 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     task_fp = task.fingerprint()
     split_ids = {s: ids[splits[s]].tolist() for s in SPLITS}
     predict_hash = ids_hash([i for s in PREDICT_SPLITS for i in split_ids[s]])
-    base = {"protocol": PROTOCOL_VERSION, "task": task_fp, "probe": to_dict(cfg.probe), "seed": seed,
-            "predict": predict_hash}
+    base = {"protocol": PROTOCOL_VERSION, "task": task_fp, "mode": cfg.mode, "seed": seed, "predict": predict_hash,
+            "train_cfg": to_dict(cfg.probe if cfg.mode == "probe" else cfg.finetune)}
+    train = train_stage if cfg.mode == "probe" else finetune_stage
 
     # ---- weak floor -> weak labels
     if given_labels is None:
         assert weak is not None
-        floor = train_stage(
+        floor = train(
             cache, "floor",
             dict(base, stage="floor", features=weak.key, train_split="weak_train",
                  train=ids_hash(split_ids["weak_train"], labels[splits["weak_train"]])),
@@ -231,7 +288,7 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     weak_transfer = floor.probs("transfer", split_ids["transfer"])
 
     # ---- strong ceiling
-    ceiling = train_stage(
+    ceiling = train(
         cache, "ceiling",
         dict(base, stage="ceiling", features=strong.key, train_split="transfer",
              train=ids_hash(split_ids["transfer"], labels[splits["transfer"]])),
@@ -243,7 +300,7 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     for name in cfg.methods:
         method = METHODS.get(name)
         mcfg = method.config(cfg.method_args.get(method.name))
-        students[method.name] = train_stage(
+        students[method.name] = train(
             cache, "student",
             dict(base, stage="student", method=method.name, settings=method.settings(mcfg), features=strong.key,
                  train_split="transfer", train=ids_hash(split_ids["transfer"], weak_transfer)),
@@ -263,6 +320,7 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
                 out[s] = metrics.summarize(y[s], p)
         out["train"] = {k: v for k, v in st.info.items() if k != "losses"}
         out["final_loss"] = st.info.get("losses", [float("nan")])[-1] if st.info.get("losses") else None
+        out["losses"] = list(st.info.get("losses") or [])  # per-epoch curve, for the report
         return out
 
     record: dict[str, Any] = {"weak": dict(block(floor), **weak_info), "ceiling": block(ceiling), "students": {}}

@@ -22,7 +22,8 @@ class Method:
     config_cls: type
     """Dataclass of the method's settings (``--set NAME.FIELD=value``)."""
     make_loss: Callable[[Any], Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]]  # noqa: F821
-    """config -> loss(logits, weak_target, step, total_steps)."""
+    """config -> loss(logits, weak_target, step, total_steps, window=None); ``window`` holds the
+    (probs, targets) of the rest of the effective batch under gradient accumulation."""
 
     def config(self, overrides: dict[str, Any] | None = None) -> Any:
         from ..config import from_dict

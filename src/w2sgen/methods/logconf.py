@@ -16,8 +16,8 @@ class LogconfConfig:
 def _make(cfg: LogconfConfig):
     from ..train.losses import logconf, warmup_alpha
 
-    def loss(logits, weak, step, total):
-        return logconf(logits, weak, warmup_alpha(step, total, cfg.alpha_max, cfg.warmup_frac))
+    def loss(logits, weak, step, total, window=None):
+        return logconf(logits, weak, warmup_alpha(step, total, cfg.alpha_max, cfg.warmup_frac), window)
 
     return loss
 

@@ -16,7 +16,7 @@ class ProductConfig:
 def _make(cfg: ProductConfig):
     from ..train.losses import product
 
-    return lambda logits, weak, step, total: product(logits, weak, cfg.alpha, cfg.beta)
+    return lambda logits, weak, step, total, window=None: product(logits, weak, cfg.alpha, cfg.beta)
 
 
 METHOD = Method(

@@ -10,7 +10,7 @@ class XentConfig:
     pass
 
 
-def _loss(logits, weak, step, total):
+def _loss(logits, weak, step, total, window=None):
     from ..train.losses import xent
 
     return xent(logits, weak)

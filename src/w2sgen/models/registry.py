@@ -29,6 +29,18 @@ class ModelSpec:
     resolve: Callable[[], Path] | None = None
     """Returns a local directory (packaged models); None means ``source`` is a hub id."""
     revision: str | None = None
+    family: str = ""
+    """Architecture family (model_type): gpt2, qwen2, llama, mistral, gpt_neox, gemma, bert, mpnet, ..."""
+    lr: float = 5e-5
+    """Full-finetuning learning rate at batch size 32 (scaled linearly for other batch sizes)."""
+    lora_lr: float = 5e-4
+    """LoRA learning rate at batch size 32."""
+    dtype: str = "fp32"
+    """Weight dtype for finetuning: fp32 (small models, with bf16 autocast) or bf16 (large models)."""
+    grad_checkpointing: bool = False
+    """Default for gradient checkpointing (on for large models)."""
+    memory_gb: float = 0.0
+    """Rough GPU memory for full finetuning at batch 32 with AdamW (weights+grads+optimizer), in GiB."""
 
 
 MODELS: Registry[ModelSpec] = Registry(
@@ -53,6 +65,7 @@ class ResolvedModel:
     pooling: str
     layer: int
     revision: str | None = None
+    spec: ModelSpec | None = None
 
 
 def resolve_model(name: str) -> ResolvedModel:
@@ -60,7 +73,7 @@ def resolve_model(name: str) -> ResolvedModel:
     if name in MODELS:
         spec = MODELS.get(name)
         path = str(spec.resolve()) if spec.resolve else spec.source
-        return ResolvedModel(name, path, spec.kind, spec.pooling, spec.layer, spec.revision)
+        return ResolvedModel(name, path, spec.kind, spec.pooling, spec.layer, spec.revision, spec)
     p = Path(name).expanduser()
     if p.exists():
         if not p.is_dir():
@@ -93,7 +106,10 @@ def detect_kind(path: Path) -> str:
         cfg = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise W2SError(f"{cfg_path}: not valid JSON; the model directory is damaged") from None
+    if not isinstance(cfg, dict):
+        raise W2SError(f"{cfg_path}: expected a JSON object of model settings; the model directory is damaged")
     archs = cfg.get("architectures") or []
+    archs = [a for a in archs if isinstance(a, str)] if isinstance(archs, list) else []
     if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs):
         return "decoder"
     return "decoder" if cfg.get("model_type") in DECODER_TYPES else "encoder"

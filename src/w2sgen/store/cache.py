@@ -63,10 +63,24 @@ class StageCache:
         if not ok:
             log.warning("cache entry %s is damaged; rebuilding it", d)
             return None
+        try:  # mark the entry as used (w2s cache prune --older-than goes by last use)
+            os.utime(m)
+        except OSError:
+            pass
         return d
 
     def put(self, stage: str, key: str, inputs: dict[str, Any], write: Callable[[Path], None]) -> Path:
-        """Build an entry with ``write(tmpdir)`` and move it into place atomically."""
+        """Build an entry with ``write(tmpdir)`` and move it into place atomically.
+
+        A failed write (full disk, unwritable cache) raises a W2SError and leaves no entry and no
+        temporary directory; so does an interrupt.
+        """
+        from ..safety import writing
+
+        with writing("cache directory", self.root):
+            return self._put(stage, key, inputs, write)
+
+    def _put(self, stage: str, key: str, inputs: dict[str, Any], write: Callable[[Path], None]) -> Path:
         final = self.path(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
@@ -90,6 +104,9 @@ class StageCache:
 
     def get_or_build(self, stage: str, inputs: dict[str, Any], build: Callable[[Path], None]) -> tuple[Path, bool]:
         """(entry dir, hit?) — builds on a miss."""
+        from ..safety import check_interrupt
+
+        check_interrupt(f"before stage {stage}")
         key = stage_key(inputs)
         hit = self.get(stage, key)
         if hit is not None:

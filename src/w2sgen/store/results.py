@@ -19,26 +19,58 @@ TABLE_COLUMNS = ["task", "weak", "strong", "mode", "method", "seed", "weak_acc",
 
 
 def safe_name(name: str) -> str:
-    """A path component that cannot escape its directory: [A-Za-z0-9._-] only, no leading dot."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "x"
-    return s[:80]
+    """A path component that cannot escape its directory: [A-Za-z0-9._-] only, starting with a letter
+    or digit (no ``.``/``..``, no hidden or option-like names), at most 80 characters. A longer name
+    keeps its first 71 characters and gains a hash of the whole name, so long paths stay distinct."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).lstrip("._-").rstrip("._") or "x"
+    if len(s) > 80:
+        import hashlib
+
+        s = f"{s[:71]}-{hashlib.sha256(str(name).encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    return s
 
 
 def run_dir_name(task: str, weak: str, strong: str, mode: str, seed: int) -> str:
     return "__".join(safe_name(x) for x in (task, weak, strong, mode, f"seed{seed}"))
 
 
-def write_run(out: Path, name: str, record: dict[str, Any], stage_dirs: dict[str, Path]) -> Path:
-    """Write one run's folder; the run.json is written last (its presence marks a complete run)."""
-    d = Path(out) / name
-    pred = d / "predictions"
-    pred.mkdir(parents=True, exist_ok=True)
-    for stage, src in stage_dirs.items():
-        dst = pred / f"{safe_name(stage)}.parquet"
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(dst)
-    atomic_write_json(d / "run.json", _clean(record))
+def write_run(out: Path, name: str, record: dict[str, Any], stage_dirs: dict[str, Path],
+              frames: dict[str, pd.DataFrame] | None = None) -> Path:
+    """Write one run's folder atomically: built in a hidden sibling and renamed into place.
+
+    ``stage_dirs`` maps a stage to its predictions file (copied); ``frames`` maps a stage to
+    predictions held in memory. A failed write (full disk, unwritable directory) raises a
+    W2SError naming the folder and leaves neither a partial folder nor a temporary file.
+    """
+    import os
+    import tempfile
+    import uuid
+
+    from ..safety import writing
+
+    out = Path(out)
+    d = out / name
+    with writing("results directory", out):
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{name}."))
+        try:
+            pred = tmp / "predictions"
+            pred.mkdir()
+            for stage, src in stage_dirs.items():
+                shutil.copyfile(src, pred / f"{safe_name(stage)}.parquet")
+            for stage, frame in (frames or {}).items():
+                frame.to_parquet(pred / f"{safe_name(stage)}.parquet", index=False)
+            atomic_write_json(tmp / "run.json", _clean(record))  # a complete folder has run.json
+            old = None
+            if d.exists():  # a rerun replaces the previous folder
+                old = out / f".{name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(d, old)
+            os.replace(tmp, d)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return d
 
 
@@ -59,6 +91,8 @@ def read_runs(root: str | Path) -> list[dict[str, Any]]:
         raise W2SError(f"{root}: no such results directory")
     runs = []
     for f in sorted(root.glob("*/run.json")):
+        if f.parent.name.startswith("."):  # a run folder being written or replaced
+            continue
         try:
             rec = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError) as e:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ..errors import W2SError
 from ..registry import Registry
-from . import cities, sciq, sst2
-from .base import TaskData, TaskSpec
+from . import catalog, cities, sciq, sst2
+from .base import Leakage, TaskData, TaskSpec
 from .files import file_task, is_data_file, yaml_task
 
 TASKS: Registry[TaskSpec] = Registry(
@@ -40,17 +40,22 @@ register_task(TaskSpec(
     hub_splits={"train": ["train"], "test": ["validation"]},
     load_local=sst2.load_local, local_files="data/SST-2/{train,dev,test}.tsv or SST-2/{train,dev}.tsv",
     license="none stated (Stanford Sentiment Treebank)", source="stanfordnlp/sst2",
-    label_names=["negative", "positive"], dedupe_text=True,
+    label_names=["negative", "positive"], dedupe_text=True, sizes={"train": 67349, "test": 872},
 ))
 register_task(TaskSpec(
     name="sciq",
     description="SciQ: 'Q: question A: answer' with the correct answer (p=0.5) or a distractor, "
-    "one candidate per question as in OpenAI's code; no support paragraph.",
+    "one candidate per question as in OpenAI's code; no support paragraph. Test pool: test; train + validation "
+    "feed the training pool.",
     format=sciq.format_sciq, hub_id="allenai/sciq",
     hub_splits={"train": ["train", "validation"], "test": ["test"]},
     load_local=sciq.load_local, local_files="SciQ/{train,valid,test}.json",
-    license="CC BY-NC 3.0", source="allenai/sciq",
+    license="CC BY-NC 3.0", source="allenai/sciq", sizes={"train": 11679 + 1000, "test": 1000}, kind="mc",
+    leakage=Leakage(0.553, "answer words alone 0.553 vs majority 0.504: SciQ's correct answers and distractors "
+                    "differ in wording ('energy' is correct 82% of the time)"),
 ))
+for _spec in catalog.SPECS:
+    register_task(_spec)
 
 
 def load_task(

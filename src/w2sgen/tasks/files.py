@@ -204,6 +204,8 @@ def yaml_task(path: str | Path) -> TaskData:
         from .base import load_hub_records
 
         splits = hub.get("splits") or {"train": ["train"]}
+        if not isinstance(splits, dict):
+            raise W2SError(f"{path}: field 'hub.splits': expected a mapping such as {{train: [train], test: [test]}}")
         splits = {k: v if isinstance(v, list) else [v] for k, v in splits.items()}
         records = load_hub_records(hub["dataset"], hub.get("config"), splits, name)
         frames = []
@@ -218,6 +220,8 @@ def yaml_task(path: str | Path) -> TaskData:
         for pool, f in files.items():
             if pool not in ("train", "test"):
                 raise W2SError(f"{path}: field 'files': pool {pool!r} must be train or test")
+            if not isinstance(f, str) or not f:
+                raise W2SError(f"{path}: field 'files.{pool}': expected a file name, got {f!r}")
             fp = Path(f) if Path(f).is_absolute() else path.parent / f
             frames.append(load_data_file(fp, name=name, num_classes=num_classes, label_names=label_names,
                                          pool=pool, **cols))

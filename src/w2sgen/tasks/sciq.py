@@ -42,4 +42,4 @@ def format_sciq(rec: dict[str, Any], pool: str, i: int) -> list[dict[str, Any]]:
     rng = random.Random(f"sciq:{pool}:{i}")
     label = int(rng.random() < 0.5)
     answer = rec["correct_answer"] if label else rng.choice([rec[f"distractor{k}"] for k in (1, 2, 3)])
-    return [{"text": f"Q: {rec['question']} A: {answer}", "label": label}]
+    return [{"text": f"Q: {rec['question']} A: {answer}", "label": label, "answer": answer}]

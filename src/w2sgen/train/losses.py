@@ -47,17 +47,30 @@ def harden(probs: torch.Tensor, positive_rate: torch.Tensor | float) -> torch.Te
     return torch.stack([1.0 - hard1, hard1], dim=-1)
 
 
-def logconf(logits: torch.Tensor, weak: torch.Tensor, alpha: float) -> torch.Tensor:
+def logconf(logits: torch.Tensor, weak: torch.Tensor, alpha: float,
+            window: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The auxiliary confidence loss of Burns et al. (2023).
 
     L = (1 − α) · CE(f, f_w) + α · CE(f, f̂_t)
 
     f_w: weak soft labels; f̂_t: the student's own predictions hardened (:func:`harden`) at the
     threshold that makes the batch's positive rate match the weak labels' (mean of f_w's
-    positive column). α comes from :func:`warmup_alpha`.
+    positive column). α comes from :func:`warmup_alpha`. Under gradient accumulation,
+    ``window`` = (probs (M, K), weak (M, K)) of the preceding micro-batches of the effective
+    batch, so the threshold and the rate are computed over the whole effective batch.
     """
-    probs = F.softmax(logits.detach().float(), dim=-1)
-    hard = harden(probs, weak[:, 1].mean() if weak.shape[1] == 2 else 0.0)
+    probs = F.softmax(logits.detach().float(), dim=-1)  # (B, K)
+    all_probs, all_weak = probs, weak
+    if window is not None:
+        all_probs = torch.cat([window[0].to(probs), probs])
+        all_weak = torch.cat([window[1].to(weak), weak])
+    if weak.shape[1] == 2:
+        rate = all_weak[:, 1].mean()
+        tau = torch.quantile(all_probs[:, 1], 1.0 - rate.clamp(0.0, 1.0))
+        hard1 = (probs[:, 1] > tau).to(probs.dtype)
+        hard = torch.stack([1.0 - hard1, hard1], dim=-1)
+    else:
+        hard = harden(probs, 0.0)
     target = (1.0 - alpha) * weak + alpha * hard
     return xent(logits, target)
 

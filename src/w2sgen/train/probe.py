@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from torch import nn
 
 from ..config import ProbeConfig
 from ..errors import W2SError
+
+log = logging.getLogger("w2sgen")
 
 # loss(logits (B, K), target (B, K), step, total_steps) -> scalar
 LossFn = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
@@ -41,6 +44,8 @@ class TrainResult:
     losses: list[float]
     """Mean loss of each epoch."""
     steps: int
+    skipped: int = 0
+    """Steps skipped for a non-finite loss (only with ``skip_nonfinite``)."""
 
 
 def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeConfig, seed: int,
@@ -48,9 +53,12 @@ def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeCon
     """Fit a head on features ``x`` (N, C) to soft targets ``target`` (N, K) with AdamW minibatches.
 
     The data order comes from a generator seeded with ``seed``; a non-finite loss stops training
-    with an error naming the step.
+    with an error naming the stage (``desc``) and step, or, with ``cfg.skip_nonfinite``, skips that
+    batch and counts it. A requested stop (first Ctrl-C under the CLI) takes effect after the
+    current step.
     """
     from ..log import progress
+    from ..safety import check_interrupt
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -72,26 +80,43 @@ def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeCon
     else:
         raise W2SError(f"config field 'probe.schedule': {cfg.schedule!r}; use cosine or constant")
     step = 0
+    skipped = 0
     losses = []
     with progress(total=total, desc=desc, unit="step") as bar:
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, generator=g)
             run = 0.0
+            bad = 0
             for b in range(per_epoch):
                 idx = perm[b * bs : (b + 1) * bs]
                 logits = head(xt[idx])  # (B, K)
                 loss = loss_fn(logits, yt[idx], step, total)
                 if not torch.isfinite(loss):
-                    raise W2SError(f"{desc}: loss is {loss.item()} at step {step}; lower probe.lr or check the labels")
+                    if not cfg.skip_nonfinite:
+                        raise W2SError(
+                            f"stage {desc}: loss is {loss.item()} at step {step} of {total} "
+                            f"(epoch {step // per_epoch}, batch {b}); lower probe.lr, check the labels "
+                            "and features, or set probe.skip_nonfinite=true to skip such batches")
+                    skipped += 1  # no update, so the learning-rate schedule does not advance either
+                    bad += 1
+                    step += 1
+                    check_interrupt(f"stage {desc} at step {step}")
+                    continue
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 run += loss.item()
                 step += 1
+                check_interrupt(f"stage {desc} at step {step}")
             bar.update(per_epoch)
-            losses.append(run / per_epoch)
-    return TrainResult(head.eval(), losses, step)
+            losses.append(run / (per_epoch - bad) if bad < per_epoch else float("nan"))
+    if skipped == total and total > 0:
+        raise W2SError(f"stage {desc}: every one of the {total} steps had a non-finite loss; "
+                       "check the labels and features (try --set embed.dtype=fp32) or lower probe.lr")
+    if skipped:
+        log.warning("stage %s: skipped %d of %d steps with a non-finite loss", desc, skipped, total)
+    return TrainResult(head.eval(), losses, step, skipped)
 
 
 @torch.inference_mode()
