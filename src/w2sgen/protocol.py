@@ -185,15 +185,19 @@ class StageResult:
 
 def train_stage(
     cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
-    target: np.ndarray, loss_fn, cfg: RunConfig, seed: int,
+    target: np.ndarray, loss_fn, cfg: RunConfig, seed: int, train_idx: np.ndarray | None = None,
 ) -> StageResult:
-    """Train a head on ``side``'s features of the transfer/weak_train split and predict the rest."""
+    """Train a head on ``side``'s features of the transfer/weak_train split and predict the rest.
+
+    ``train_idx``: the rows it trains on (aligned with ``target``), when a method keeps only part
+    of the split; default the whole split.
+    """
     from .train.probe import predict, train_head
 
     t0 = time.time()
     frame = task.frame
-    train_split = inputs["train_split"]
-    train_idx = splits[train_split]
+    if train_idx is None:
+        train_idx = splits[inputs["train_split"]]
 
     def build(d: Path) -> None:
         texts = frame["text"].tolist()
@@ -216,9 +220,10 @@ def train_stage(
 
 def finetune_stage(
     cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
-    target: np.ndarray, loss_fn, cfg: RunConfig, seed: int,
+    target: np.ndarray, loss_fn, cfg: RunConfig, seed: int, train_idx: np.ndarray | None = None,
 ) -> StageResult:
-    """Finetune ``side``'s model (full or LoRA) on the stage's training split and predict the rest."""
+    """Finetune ``side``'s model (full or LoRA) on the stage's training split (or its rows
+    ``train_idx``, aligned with ``target``) and predict the rest."""
     from safetensors.torch import save_file
 
     from .train.finetune import finetune
@@ -226,7 +231,8 @@ def finetune_stage(
     t0 = time.time()
     frame = task.frame
     texts = frame["text"].tolist()
-    train_idx = splits[inputs["train_split"]]
+    if train_idx is None:
+        train_idx = splits[inputs["train_split"]]
     _ = side.meta  # resolves device and dtype
 
     def build(d: Path) -> None:
@@ -249,6 +255,78 @@ def finetune_stage(
     return StageResult(stage, preds, info, hit, entry.name, time.time() - t0)
 
 
+# --------------------------------------------------------------------------- stage inputs (keys)
+
+
+@dataclass
+class StageInputs:
+    """The inputs (hence the cache keys) of one seed's stages, computed without training anything.
+
+    ``run_seed`` and the sweep planner (``w2sgen.sweep.plan``) both build their stage inputs here,
+    so their keys cannot drift apart. A student's inputs depend on the weak labels on transfer,
+    i.e. on the floor's output: the planner knows them only once that floor is cached.
+    """
+
+    cfg: RunConfig
+    base: dict[str, Any]
+    split_ids: dict[str, list[str]]
+    labels: np.ndarray
+    splits: Splits
+
+    def floor(self, weak_key: str) -> dict[str, Any]:
+        """The weak floor: ground truth on weak_train, on the weak model's features."""
+        idx = self.splits["weak_train"]
+        return dict(self.base, stage="floor", features=weak_key, train_split="weak_train",
+                    train=ids_hash(self.split_ids["weak_train"], self.labels[idx]))
+
+    def ceiling(self, strong_key: str) -> dict[str, Any]:
+        """The strong ceiling: ground truth on transfer, on the strong model's features."""
+        idx = self.splits["transfer"]
+        return dict(self.base, stage="ceiling", features=strong_key, train_split="transfer",
+                    train=ids_hash(self.split_ids["transfer"], self.labels[idx]))
+
+    def student(self, method_name: str, strong_key: str, weak_transfer: Any) -> dict[str, Any]:
+        """A student of ``method_name`` on the weak labels ``weak_transfer`` (floor probs on transfer)."""
+        plan = self.student_plan(method_name, weak_transfer)
+        return dict(self.base, stage="student", method=plan.method.name, settings=plan.method.settings(plan.cfg),
+                    features=strong_key, train_split="transfer",
+                    train=ids_hash(plan.ids, plan.target))
+
+    def student_plan(self, method_name: str, weak_transfer: Any) -> StudentPlan:
+        """What a student trains on: the method's config resolved from the weak labels (``prepare``)
+        and the transfer examples it keeps with their targets (``select``)."""
+        from .methods import METHODS
+
+        method = METHODS.get(method_name)
+        weak_transfer = np.asarray(weak_transfer, dtype=np.float32)
+        mcfg = method.prepare(method.config(self.cfg.method_args.get(method.name)), weak_transfer)
+        keep, target = method.select(mcfg, weak_transfer)
+        ids = [i for i, k in zip(self.split_ids["transfer"], keep) if k]
+        return StudentPlan(method, mcfg, ids, self.splits["transfer"][keep], target[keep])
+
+
+@dataclass
+class StudentPlan:
+    """A student's method, resolved config, and training examples (ids, frame rows, targets (n, K))."""
+
+    method: Any
+    cfg: Any
+    ids: list[str]
+    rows: np.ndarray
+    target: np.ndarray
+
+
+def stage_inputs(cfg: RunConfig, seed: int, task: TaskData, splits: Splits) -> StageInputs:
+    """The stage-input builder of one seed of ``cfg`` on ``task`` split as ``splits``."""
+    frame = task.frame
+    ids = frame["id"].to_numpy()
+    split_ids = {s: ids[splits[s]].tolist() for s in SPLITS}
+    predict_hash = ids_hash([i for s in PREDICT_SPLITS for i in split_ids[s]])
+    base = {"protocol": PROTOCOL_VERSION, "task": task.fingerprint(), "mode": cfg.mode, "seed": seed,
+            "predict": predict_hash, "train_cfg": to_dict(cfg.probe if cfg.mode == "probe" else cfg.finetune)}
+    return StageInputs(cfg, base, split_ids, frame["label"].to_numpy(), splits)
+
+
 # --------------------------------------------------------------------------- one run
 
 
@@ -256,28 +334,20 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
              strong: ModelSide, cache: StageCache, given_labels: dict[str, np.ndarray] | None = None
              ) -> dict[str, Any]:
     """All stages of one seed; returns the run record (metrics, keys, timings)."""
-    from .methods import METHODS
-
     t_run = time.time()
     frame = task.frame
     K = task.num_classes
     labels = frame["label"].to_numpy()
-    ids = frame["id"].to_numpy()
     onehot = np.eye(K, dtype=np.float32)
-    task_fp = task.fingerprint()
-    split_ids = {s: ids[splits[s]].tolist() for s in SPLITS}
-    predict_hash = ids_hash([i for s in PREDICT_SPLITS for i in split_ids[s]])
-    base = {"protocol": PROTOCOL_VERSION, "task": task_fp, "mode": cfg.mode, "seed": seed, "predict": predict_hash,
-            "train_cfg": to_dict(cfg.probe if cfg.mode == "probe" else cfg.finetune)}
+    keys = stage_inputs(cfg, seed, task, splits)
+    split_ids = keys.split_ids
     train = train_stage if cfg.mode == "probe" else finetune_stage
 
     # ---- weak floor -> weak labels
     if given_labels is None:
         assert weak is not None
         floor = train(
-            cache, "floor",
-            dict(base, stage="floor", features=weak.key, train_split="weak_train",
-                 train=ids_hash(split_ids["weak_train"], labels[splits["weak_train"]])),
+            cache, "floor", keys.floor(weak.key),
             weak, task, splits, onehot[labels[splits["weak_train"]]], _xent_loss(), cfg, seed,
         )
         weak_info = {"source": "floor", "model": weak.model.name, "layer": weak.layer, "pooling": weak.pooling,
@@ -289,22 +359,18 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
 
     # ---- strong ceiling
     ceiling = train(
-        cache, "ceiling",
-        dict(base, stage="ceiling", features=strong.key, train_split="transfer",
-             train=ids_hash(split_ids["transfer"], labels[splits["transfer"]])),
+        cache, "ceiling", keys.ceiling(strong.key),
         strong, task, splits, onehot[labels[splits["transfer"]]], _xent_loss(), cfg, seed,
     )
 
     # ---- students
-    students = {}
+    students, n_train = {}, {}
     for name in cfg.methods:
-        method = METHODS.get(name)
-        mcfg = method.config(cfg.method_args.get(method.name))
-        students[method.name] = train(
-            cache, "student",
-            dict(base, stage="student", method=method.name, settings=method.settings(mcfg), features=strong.key,
-                 train_split="transfer", train=ids_hash(split_ids["transfer"], weak_transfer)),
-            strong, task, splits, weak_transfer, method.make_loss(mcfg), cfg, seed,
+        plan = keys.student_plan(name, weak_transfer)
+        n_train[plan.method.name] = len(plan.ids)
+        students[plan.method.name] = train(
+            cache, "student", keys.student(name, strong.key, weak_transfer),
+            strong, task, splits, plan.target, plan.method.make_loss(plan.cfg), cfg, seed, train_idx=plan.rows,
         )
 
     # ---- metrics on test (and val)
@@ -329,6 +395,7 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     weak_test = floor.probs("test", split_ids["test"])
     for name, st in students.items():
         b = block(st)
+        b["n_train"] = n_train[name]
         s_test = b["test"]
         b["pgr_acc"] = metrics.pgr(w["acc"], s_test["acc"], c["acc"])
         b["pgr_auroc"] = metrics.pgr(w["auroc"], s_test["auroc"], c["auroc"])

@@ -78,3 +78,22 @@ def test_product_target():
     assert product(logits, weak).item() == pytest.approx(want.item(), rel=1e-6)
     # beta = 0: the target is the weak label
     assert product(logits, weak, beta=0.0).item() == pytest.approx(xent(logits, weak).item(), rel=1e-6)
+
+
+def test_logconf_window_thresholds_over_the_effective_batch():
+    """Under accumulation the threshold and weak rate come from window + micro-batch together."""
+    logits = torch.tensor([[0.0, 0.2], [0.0, -0.2]])  # current micro-batch: p1 ≈ 0.55, 0.45
+    weak = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
+    # earlier micro-batch of the same effective batch: the student is sure they are positive,
+    # the weak labels say negative
+    win_p = torch.tensor([[0.01, 0.99], [0.02, 0.98]])
+    win_w = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    # over all 4: weak rate = 0.25 -> one positive, taken by the window's 0.99: both current rows negative
+    got = logconf(logits, weak, 0.5, window=(win_p, win_w))
+    hard = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert got.item() == pytest.approx(xent(logits, 0.5 * weak + 0.5 * hard).item(), rel=1e-6)
+    # the micro-batch alone (rate 0.5) would harden its first row to positive instead
+    alone = logconf(logits, weak, 0.5)
+    hard_alone = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    assert alone.item() == pytest.approx(xent(logits, 0.5 * weak + 0.5 * hard_alone).item(), rel=1e-6)
+    assert got.item() != pytest.approx(alone.item(), rel=1e-3)

@@ -14,7 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,4 +112,43 @@ class StageCache:
         hit = self.get(stage, key)
         if hit is not None:
             return hit, True
-        return self.put(stage, key, inputs, build), False
+        with self.lock(stage, key):  # another process may be building it: wait, then read its entry
+            hit = self.get(stage, key)
+            if hit is not None:
+                return hit, True
+            return self.put(stage, key, inputs, build), False
+
+    def lock_path(self, stage: str, key: str) -> Path:
+        """The lock file of an entry: outside ``stages/``, so a stage folder holds only entries.
+        It holds the JSON ``{"stage", "key", "pid"}`` of its last holder, and is never deleted
+        (deleting one while another process waits on it would let a third take a second lock)."""
+        return self.root / "locks" / stage / f"{key}.lock.json"
+
+    @contextmanager
+    def lock(self, stage: str, key: str) -> Iterator[None]:
+        """An exclusive lock on one entry (``fcntl.flock`` on ``CACHE/locks/<stage>/<key>.lock.json``).
+
+        Two processes never build the same entry twice: the second waits for the first. The kernel
+        drops the lock when its holder dies (even by SIGKILL), so a crash never leaves it held.
+        Where flock is unavailable (Windows) this is a no-op and concurrent builds stay safe, only
+        duplicated.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        from ..safety import writing
+
+        path = self.lock_path(stage, key)
+        with writing("cache directory", self.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with writing("cache directory", self.root):
+                os.ftruncate(fd, 0)
+                os.write(fd, json.dumps({"stage": stage, "key": key, "pid": os.getpid()}).encode())
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock

@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..config import FinetuneConfig
 from ..errors import W2SError
@@ -134,8 +136,10 @@ def make_optimizer(clf, cfg: FinetuneConfig, lr: float, head_lr: float, total: i
     params = [p for p in clf.parameters() if p.requires_grad]
     head = list(clf.head.parameters())
     body = [p for n, p in clf.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    # fused: one kernel over all tensors per step (MiniLM-L6 on a 2-core CPU: 8 ms instead of 78 ms)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
     opt = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}],
-                            weight_decay=cfg.weight_decay)
+                            weight_decay=cfg.weight_decay, fused=fused)
     warm = int(cfg.warmup_frac * total)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(1, warm) if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
@@ -156,6 +160,9 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
     params, opt, sched = make_optimizer(clf, cfg, lr, head_lr, total)
     y = torch.from_numpy(np.array(target, dtype=np.float32))  # (N, K), a private copy
     autocast = dict(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=compute_dtype == "bf16")
+    # CPU + bf16: the flash-attention backward is slow for short rows; the math kernel is faster there
+    # (MiniLM-L6, SST-2, batch 32 on a 2-core CPU: 0.23 instead of 0.27 s per step)
+    math_attn = autocast["enabled"] and autocast["device_type"] == "cpu"
     window_probs: list[torch.Tensor] = []
     window_targets: list[torch.Tensor] = []
     losses: list[float] = []
@@ -174,7 +181,8 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
                 batch = tok.pad({"input_ids": [enc[i] for i in rows]}, return_tensors="pt").to(device)
                 tokens += int(batch["attention_mask"].sum())
                 t = y[rows].to(device)
-                with torch.autocast(**autocast):
+                short = math_attn and batch["input_ids"].shape[1] <= 128
+                with torch.autocast(**autocast), sdpa_kernel(SDPBackend.MATH) if short else nullcontext():
                     logits = clf(batch["input_ids"], batch["attention_mask"])  # (B, K) fp32
                 window = (torch.cat(window_probs), torch.cat(window_targets)) if window_probs else None
                 loss = loss_fn(logits, t, step, total, window=window)

@@ -83,3 +83,78 @@ def product(logits: torch.Tensor, weak: torch.Tensor, alpha: float = 1.0, beta: 
     log_t = beta * F.log_softmax(logits.detach().float(), dim=-1) + alpha * torch.log(weak.float().clamp_min(1e-12))
     target = F.softmax(log_t, dim=-1)
     return xent(logits, target)
+
+
+# --------------------------------------------------------------------------- later methods (issue 5)
+
+
+def kl(logits: torch.Tensor, weak: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """KL divergence from the student to the weak labels (mode-seeking).
+
+    L = (1/B) Σ_i Σ_k p_ik · (log p_ik − log w_ik),  p = softmax(z)
+
+    KL(p_weak ‖ p_student) would differ from :func:`xent` only by the weak labels' entropy
+    (same gradient), so this is the direction that changes training.
+    """
+    logp = F.log_softmax(logits.float(), dim=-1)
+    logw = torch.log(weak.float().clamp_min(eps))
+    return (logp.exp() * (logp - logw)).sum(-1).mean()
+
+
+def reverse_ce(logits: torch.Tensor, weak: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Reverse cross-entropy: the student's distribution scored by the weak labels' log-probabilities.
+
+    L = −(1/B) Σ_i Σ_k p_ik · log w_ik,  p = softmax(z)
+
+    (= KL(p ‖ w) − H(p): unlike :func:`kl` it also rewards a confident student.)
+    """
+    p = F.softmax(logits.float(), dim=-1)
+    return -(p * torch.log(weak.float().clamp_min(eps))).sum(-1).mean()
+
+
+def entropy(logits: torch.Tensor, weak: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``logconf`` with the student's soft prediction as its own target: an entropy penalty.
+
+    L = (1 − α) · CE(f, f_w) + α · H(f),  H(f) = −(1/B) Σ_i Σ_k p_ik · log p_ik
+
+    H(f) is CE(f, f) with the target *not* detached: with a detached soft self-target the
+    term's gradient p − p vanishes. α comes from :func:`warmup_alpha`.
+    """
+    logp = F.log_softmax(logits.float(), dim=-1)
+    ent = -(logp.exp() * logp).sum(-1).mean()
+    return (1.0 - alpha) * xent(logits, weak) + alpha * ent
+
+
+def window(logits: torch.Tensor, weak: torch.Tensor, radius: float) -> torch.Tensor:
+    """Cross-entropy only where the student is still unsure (a confidence window).
+
+    L = (1/B) Σ_i m_i · CE(f_i, f_w,i),  m_i = 1[max_k p_ik < 0.5 + r]
+
+    The sum is divided by the batch size B, not by Σ m_i, so confident examples contribute 0.
+    """
+    p = F.softmax(logits.detach().float(), dim=-1)
+    mask = (p.max(-1).values < 0.5 + radius).to(p.dtype)  # (B,)
+    per = -(weak * F.log_softmax(logits.float(), dim=-1)).sum(-1)  # (B,)
+    return (mask * per).sum() / logits.shape[0]
+
+
+def adaptconf(logits: torch.Tensor, weak: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """AdaptConf (Guo et al. 2024, "Vision Superalignment"): per-example trust in weak vs self.
+
+    With ŷ_s = onehot(argmax p_i), ŷ_w = onehot(argmax w_i) and the per-example
+    cross-entropies c_s = CE(f_i, ŷ_s), c_w = CE(f_i, ŷ_w):
+
+        β_i = exp(c_s / T) / (exp(c_s / T) + exp(c_w / T))   (detached)
+        L = (1/B) Σ_i (1 − β_i) · CE(f_i, w_i) + β_i · CE(f_i, ŷ_s)
+
+    as in the authors' code (github.com/ggjy/vision_weak_to_strong, T = 0.5 there). Since
+    c_s ≤ c_w, β_i ≤ 1/2, with equality where the student's and the weak label's argmax agree.
+    """
+    logp = F.log_softmax(logits.float(), dim=-1)  # (B, K)
+    self_idx = logp.detach().argmax(-1, keepdim=True)
+    weak_idx = weak.argmax(-1, keepdim=True)
+    c_self = -logp.gather(-1, self_idx).squeeze(-1)  # (B,)
+    c_weak = -logp.gather(-1, weak_idx).squeeze(-1)
+    beta = torch.sigmoid((c_self - c_weak).detach() / temperature)
+    ce_weak_soft = -(weak * logp).sum(-1)
+    return ((1.0 - beta) * ce_weak_soft + beta * c_self).mean()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,18 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one CPU thread inside: a head's ops are tiny, and waking a thread pool for each
+    costs more than the op (several times more on a loaded machine)."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
 
 
 @dataclass
@@ -82,7 +95,7 @@ def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeCon
     step = 0
     skipped = 0
     losses = []
-    with progress(total=total, desc=desc, unit="step") as bar:
+    with progress(total=total, desc=desc, unit="step") as bar, one_thread():
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, generator=g)
             run = 0.0

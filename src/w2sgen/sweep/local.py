@@ -1,0 +1,161 @@
+"""The local executor: a sweep's runs in N worker processes (spawn), one GPU each when GPUs exist.
+
+Workers call ``api.run`` on one run each; shared stages are trained once because the stage cache
+locks each entry while it is built (``StageCache.lock``) and the second process reads the first's
+entry. Every run writes its folder atomically and indexes it in ``OUT/runs.sqlite`` in one
+``BEGIN IMMEDIATE`` transaction (local filesystem: SQLite serializes the writers); the parent syncs
+the index once more at the end. A killed sweep resumes by running the same command: cached stages
+are reused, the rest trained.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, to_dict
+from ..errors import W2SError
+from .grid import run_label
+
+log = logging.getLogger("w2sgen")
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: run folders written, failures, wall time."""
+
+    out: list[Path]
+    run_dirs: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids to hand out to workers: CUDA_VISIBLE_DEVICES if set, else ``nvidia-smi -L``; none on CPU.
+
+    Does not import torch (the parent never initialises CUDA)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(r.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+def _init_worker(gpus: Any, verbose: bool) -> None:
+    """Worker start: take one GPU id from the queue (before torch is imported), set up logging."""
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
+    from ..log import setup_logging
+
+    setup_logging(verbose)
+
+
+def _run_one(cfg_dict: dict[str, Any], cache_dir: str | None) -> tuple[str, float]:
+    """Run one sweep run (in a worker); returns (run folder, seconds)."""
+    from .. import api
+    from ..config import RunConfig, from_dict
+
+    t0 = time.time()
+    res = api.run(from_dict(RunConfig, cfg_dict), cache_dir=cache_dir)
+    return res.runs[0]["_dir"], time.time() - t0
+
+
+def run_local(runs: list[RunConfig], *, workers: int = 1, cache_dir: str | Path | None = None,
+              verbose: bool = False) -> SweepResult:
+    """Run every run of a sweep; ``workers`` > 1 runs them in that many spawned processes.
+
+    A failed run does not stop the others; failures are collected and raised together at the end
+    as one W2SError (completed stages stay cached, so a rerun resumes).
+    """
+    if workers < 1:
+        raise W2SError(f"--workers {workers}: give at least 1")
+    t0 = time.time()
+    cache = str(cache_dir) if cache_dir is not None else None
+    outs = sorted({Path(c.out) for c in runs})
+    result = SweepResult(outs)
+    n = len(runs)
+    done = 0
+
+    def report(label: str, d: str | None, s: float, err: str | None = None) -> None:
+        nonlocal done
+        done += 1
+        if err is None:
+            result.run_dirs.append(d or "")
+            log.info("sweep [%d/%d] %s: done in %.1fs", done, n, label, s)
+        else:
+            result.failed.append((label, err))
+            log.error("sweep [%d/%d] %s: failed: %s", done, n, label, err)
+
+    if workers == 1 or n <= 1:
+        from ..safety import interrupt_guard
+
+        for cfg in runs:
+            try:
+                with interrupt_guard():
+                    d, s = _run_one(to_dict(cfg), cache)
+                report(run_label(cfg), d, s)
+            except W2SError as e:
+                report(run_label(cfg), None, 0.0, str(e))
+    else:
+        _run_pool(runs, workers, cache, verbose, report)
+    _sync(outs)
+    result.wall_s = time.time() - t0
+    if result.failed:
+        lines = "\n".join(f"  {label}: {err}" for label, err in result.failed)
+        raise W2SError(f"{len(result.failed)} of {n} sweep runs failed (completed stages are cached; fix and "
+                       f"rerun the same command to resume):\n{lines}")
+    return result
+
+
+def _run_pool(runs: list[RunConfig], workers: int, cache: str | None, verbose: bool, report) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")
+    gpus = visible_gpus()
+    queue = None
+    if gpus:
+        if workers > len(gpus):
+            log.warning("--workers %d > %d GPUs: workers share GPUs round-robin", workers, len(gpus))
+        queue = ctx.Manager().Queue()
+        for i in range(workers):
+            queue.put(gpus[i % len(gpus)])
+    with ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(queue, verbose)) as pool:
+        futures = {pool.submit(_run_one, to_dict(cfg), cache): cfg for cfg in runs}
+        for fut in as_completed(futures):
+            cfg = futures[fut]
+            try:
+                d, s = fut.result()
+                report(run_label(cfg), d, s)
+            except W2SError as e:
+                report(run_label(cfg), None, 0.0, str(e))
+            except Exception as e:  # a worker died or a bug: name it, keep going
+                report(run_label(cfg), None, 0.0, f"{type(e).__name__}: {e}")
+
+
+def _sync(outs: list[Path]) -> None:
+    """Bring each results directory's index up to date (the parent is the last writer)."""
+    from ..store.db import sync
+
+    for out in outs:
+        if out.is_dir():
+            sync(out)
+
+
+def progress_line(result: SweepResult) -> str:
+    return (f"sweep: {len(result.run_dirs)} runs done, {len(result.failed)} failed in {result.wall_s:.0f}s; "
+            f"results in {', '.join(str(o) for o in result.out)}")
+
+

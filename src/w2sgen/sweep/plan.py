@@ -1,0 +1,208 @@
+"""The stage graph of a sweep: which stages its runs need, shared across runs, and what is cached.
+
+Each run (task, weak, strong, mode, seed) needs a floor (weak model), a ceiling (strong model) and
+one student per method. The inputs, hence the cache keys, come from ``protocol.stage_inputs`` —
+the very builder ``run_seed`` uses — so a floor shared by several runs (same weak model, task,
+split and seed) has one key and is trained once. A student's key depends on its floor's output:
+while the floor is not cached the student is identified by its floor and settings instead
+(``student?<hash>``), which identifies the same stage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, to_dict
+from ..store.cache import StageCache, stage_key
+from .grid import run_label
+
+KINDS = ("floor", "ceiling", "student")
+
+
+@dataclass
+class PlannedStage:
+    """One unique stage of the sweep."""
+
+    kind: str
+    """floor, ceiling or student."""
+    ident: str
+    """``<kind>/<key>``; for a student whose floor is not cached yet, ``student?<hash>``."""
+    key: str | None
+    """The stage-cache key, when known."""
+    cached: bool
+    runs: list[int] = field(default_factory=list)
+    """Indices of the runs that need it."""
+    after: str | None = None
+    """The ident of the stage it depends on (a student's floor)."""
+    wall_s: float | None = None
+    """Training time of a cached stage (from its train.json)."""
+
+
+@dataclass
+class Plan:
+    """Runs, their stages (unique across runs) and which of those the cache holds."""
+
+    runs: list[RunConfig]
+    stages: dict[str, PlannedStage]
+    run_stages: list[list[str]]
+
+    @property
+    def total(self) -> int:
+        """Stages summed over runs (what the runs would train without sharing)."""
+        return sum(len(s) for s in self.run_stages)
+
+    @property
+    def unique(self) -> int:
+        return len(self.stages)
+
+    @property
+    def cached(self) -> int:
+        return sum(s.cached for s in self.stages.values())
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per kind: unique stages, cached, left."""
+        out = {}
+        for kind in KINDS:
+            st = [s for s in self.stages.values() if s.kind == kind]
+            done = sum(s.cached for s in st)
+            out[kind] = {"unique": len(st), "cached": done, "left": len(st) - done}
+        return out
+
+    def estimate_s(self) -> float | None:
+        """Seconds of training left: stages left × the mean train time of cached stages of their kind
+        (of any kind where none of that kind is cached); None when nothing is cached."""
+        walls = [s for s in self.stages.values() if s.cached and s.wall_s is not None]
+        if not walls:
+            return None
+        overall = sum(s.wall_s for s in walls) / len(walls)  # type: ignore[misc]
+        total = 0.0
+        for kind, c in self.counts().items():
+            w = [s.wall_s for s in walls if s.kind == kind]
+            total += c["left"] * (sum(w) / len(w) if w else overall)  # type: ignore[arg-type]
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": len(self.runs), "stages_total": self.total, "stages_unique": self.unique,
+                "stages_cached": self.cached, "by_kind": self.counts(), "estimate_s": self.estimate_s()}
+
+
+class _Resolver:
+    """Loads tasks, splits and model keys once per distinct setting (planning trains nothing)."""
+
+    def __init__(self, cache: StageCache):
+        self.cache = cache
+        self.tasks: dict[str, Any] = {}
+        self.sides: dict[str, Any] = {}
+
+    def task(self, cfg: RunConfig):
+        from ..tasks import load_task
+
+        k = json.dumps([cfg.task, cfg.data_dir, cfg.text_col, cfg.label_col, cfg.group_col])
+        if k not in self.tasks:
+            self.tasks[k] = load_task(cfg.task, cfg.data_dir, cfg.text_col, cfg.label_col, cfg.group_col)
+        return self.tasks[k]
+
+    def model_key(self, cfg: RunConfig, name: str, layer: int | None) -> str:
+        """The model part of stage keys, exactly as ``api.run`` builds it (``side_for(...).key``)."""
+        from ..models import resolve_model
+        from ..protocol import side_for
+
+        k = json.dumps([name, layer, cfg.mode, to_dict(cfg.embed), to_dict(cfg.finetune)], default=str)
+        if k not in self.sides:
+            self.sides[k] = side_for(resolve_model(name), layer, cfg, self.cache.root).key
+        return self.sides[k]
+
+
+def _wall(entry: Path) -> float | None:
+    try:
+        info = json.loads((entry / "train.json").read_text())
+        v = info.get("train_wall_s")
+        return float(v) if isinstance(v, (int, float)) else None
+    except (OSError, ValueError):
+        return None
+
+
+def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Plan:
+    """The unique stages of ``runs`` and their cache state (loads tasks and model fingerprints only)."""
+    from ..methods import METHODS
+    from ..protocol import StageResult, stage_inputs
+    from ..tasks.splits import make_splits
+
+    cache = StageCache(cache_dir)
+    res = _Resolver(cache)
+    stages: dict[str, PlannedStage] = {}
+    run_stages: list[list[str]] = []
+
+    def add(kind: str, ident: str, key: str | None, run: int, after: str | None = None) -> str:
+        if ident not in stages:
+            entry = cache.get(kind, key) if key else None
+            stages[ident] = PlannedStage(kind, ident, key, entry is not None, after=after,
+                                         wall_s=_wall(entry) if entry is not None else None)
+        stages[ident].runs.append(run)
+        return ident
+
+    for r, cfg in enumerate(runs):
+        seed = cfg.seeds[0]
+        task = res.task(cfg)
+        splits = make_splits(task, cfg.splits, seed)
+        si = stage_inputs(cfg, seed, task, splits)
+        strong_key = res.model_key(cfg, cfg.strong, cfg.embed.strong_layer)
+        weak_key = res.model_key(cfg, cfg.weak, cfg.embed.weak_layer)
+        fkey = stage_key(si.floor(weak_key))
+        floor = add("floor", f"floor/{fkey}", fkey, r)
+        ids = [floor, add("ceiling", f"ceiling/{stage_key(si.ceiling(strong_key))}",
+                          stage_key(si.ceiling(strong_key)), r)]
+        weak_transfer = None
+        if stages[floor].cached:
+            import pandas as pd
+
+            preds = pd.read_parquet(cache.path("floor", fkey) / "predictions.parquet")
+            weak_transfer = StageResult("floor", preds, {}, True, fkey, 0.0).probs("transfer", si.split_ids["transfer"])
+        for m in cfg.methods:
+            name = METHODS.get(m).name
+            if weak_transfer is not None:
+                key = stage_key(si.student(name, strong_key, weak_transfer))
+                ids.append(add("student", f"student/{key}", key, r, after=floor))
+            else:
+                # the same stage as the key run_seed will compute: base inputs, method, strong model, floor
+                sym = stage_key({**si.base, "stage": "student", "method": name, "features": strong_key,
+                                 "method_args": cfg.method_args.get(name), "after": floor})
+                ids.append(add("student", f"student?{sym}", None, r, after=floor))
+        run_stages.append(ids)
+    return Plan(runs, stages, run_stages)
+
+
+def _duration(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f}s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def format_plan(plan: Plan, cache_root: str | Path | None = None) -> str:
+    """The dry-run text: runs, unique stages, what is cached, the work left."""
+    lines = [f"runs: {len(plan.runs)}"]
+    for cfg, ids in zip(plan.runs, plan.run_stages):
+        done = sum(plan.stages[i].cached for i in ids)
+        lines.append(f"  {run_label(cfg)}: {len(ids)} stages, {done} cached")
+    lines.append(f"stages: {plan.total} over runs, {plan.unique} unique (shared: {plan.total - plan.unique}), "
+                 f"{plan.cached} cached, {plan.unique - plan.cached} left")
+    lines.append(f"  {'kind':<8} {'unique':>6} {'cached':>6} {'left':>6}")
+    for kind, c in plan.counts().items():
+        lines.append(f"  {kind:<8} {c['unique']:>6} {c['cached']:>6} {c['left']:>6}")
+    est = plan.estimate_s()
+    left = plan.unique - plan.cached
+    if not left:
+        lines.append("work left: none (every stage is cached; a run only writes its results)")
+    elif est is None:
+        lines.append(f"work left: {left} stages; no time estimate (no cached stage with a recorded train time)")
+    else:
+        lines.append(f"work left: {left} stages, about {_duration(est)} of training (from cached stages' "
+                     "train times; embedding and model loading not counted)")
+    if cache_root is not None:
+        lines.append(f"stage cache: {Path(cache_root) / 'stages'}")
+    return "\n".join(lines)
