@@ -285,9 +285,10 @@ class StageInputs:
         return dict(self.base, stage="ceiling", features=strong_key, train_split="transfer",
                     train=ids_hash(self.split_ids["transfer"], self.labels[idx]))
 
-    def student(self, method_name: str, strong_key: str, weak_transfer: Any) -> dict[str, Any]:
+    def student(self, method_name: str, strong_key: str, weak_transfer: Any,
+                plan: StudentPlan | None = None) -> dict[str, Any]:
         """A student of ``method_name`` on the weak labels ``weak_transfer`` (floor probs on transfer)."""
-        plan = self.student_plan(method_name, weak_transfer)
+        plan = plan or self.student_plan(method_name, weak_transfer)
         return dict(self.base, stage="student", method=plan.method.name, settings=plan.method.settings(plan.cfg),
                     features=strong_key, train_split="transfer",
                     train=ids_hash(plan.ids, plan.target))
@@ -369,7 +370,7 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
         plan = keys.student_plan(name, weak_transfer)
         n_train[plan.method.name] = len(plan.ids)
         students[plan.method.name] = train(
-            cache, "student", keys.student(name, strong.key, weak_transfer),
+            cache, "student", keys.student(name, strong.key, weak_transfer, plan),
             strong, task, splits, plan.target, plan.method.make_loss(plan.cfg), cfg, seed, train_idx=plan.rows,
         )
 
