@@ -133,9 +133,17 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([mean, std, n], axis=1).reset_index()
 
 
+SMALL_GAP = 0.02
+"""A ceiling − weak accuracy gap below this (2 points) makes PGR unreliable (see stats.py)."""
+
+
 def format_summary(summary: pd.DataFrame) -> str:
-    """The demo's table: weak / ceiling / w2s accuracy and PGR as mean ± sd over seeds."""
+    """The demo's table: weak / ceiling / w2s accuracy and PGR as mean ± sd over seeds.
+
+    A PGR whose mean gap (ceiling − weak) is under 2 points, or negative, is marked with ``*``.
+    """
     lines = []
+    flagged = False
     head = f"{'task':<12} {'weak':<12} {'strong':<12} {'method':<10} {'seeds':>5}  {'weak acc':>14} {'ceiling acc':>14} {'w2s acc':>14} {'PGR (acc)':>14}"
     lines.append(head)
     lines.append("-" * len(head))
@@ -144,9 +152,14 @@ def format_summary(summary: pd.DataFrame) -> str:
             if m != m:
                 return "n/a"
             return f"{100 * m:5.1f} ± {100 * s:4.1f}%" if pct else f"{m:5.2f} ± {s:4.2f}"
+        small = not (r.ceiling_acc_mean - r.weak_acc_mean >= SMALL_GAP)
+        flagged |= small
+        pgr = pm(r.pgr_acc_mean, r.pgr_acc_std, pct=False) + ("*" if small else "")
         lines.append(
             f"{r.task:<12} {r.weak:<12} {r.strong:<12} {r.method:<10} {r.seeds:>5}  "
             f"{pm(r.weak_acc_mean, r.weak_acc_std):>14} {pm(r.ceiling_acc_mean, r.ceiling_acc_std):>14} "
-            f"{pm(r.w2s_acc_mean, r.w2s_acc_std):>14} {pm(r.pgr_acc_mean, r.pgr_acc_std, pct=False):>14}"
+            f"{pm(r.w2s_acc_mean, r.w2s_acc_std):>14} {pgr:>14}"
         )
+    if flagged:
+        lines.append("* unreliable PGR: the ceiling is less than 2 points above the weak model (or below it)")
     return "\n".join(lines)

@@ -57,9 +57,17 @@ def length_grouped_batches(lengths: np.ndarray, micro: int, gen: torch.Generator
 def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int, cfg: FinetuneConfig,
                 trust_remote_code: bool, device: str):
     """(classifier, tokenizer, family) with dropout off, LoRA/checkpointing as configured."""
+    import warnings
+
+    import transformers
     from transformers import AutoModel, AutoTokenizer
 
     from ..models.backbone import local_dir
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    # peft still calls transformers' deprecated is_gradient_checkpointing: not the user's concern
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from ..models.classifier import Classifier, enable_checkpointing, lora_wrap, no_dropout_config
 
     path = local_dir(model)
@@ -98,10 +106,12 @@ def finetune(
     device: str = "cpu", compute_dtype: str = "fp32", trust_remote_code: bool = False, desc: str = "finetune",
 ) -> FinetuneResult:
     """Train on ``train_texts`` with soft targets (N, K), then predict every evaluation set."""
-    t0 = time.time()
+    t_load = time.time()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     clf, tok, family = build_model(model, num_classes, pooling, layer, cfg, trust_remote_code, device)
+    load_s = time.time() - t_load
+    t0 = time.time()  # training time excludes model loading
     lr = cfg.lr if cfg.lr is not None else default_lr(model, cfg)
     head_lr = cfg.head_lr if cfg.head_lr is not None else max(10 * lr, 1e-3)
     losses, tokens = train_steps(clf, tok, train_texts, target, loss_fn, cfg, lr=lr, head_lr=head_lr, gen=gen,
@@ -112,7 +122,7 @@ def finetune(
     probs = {name: predict_texts(clf, tok, texts, cfg, device, compute_dtype) for name, texts in eval_sets.items()}
     trainable = {k: v.detach().cpu().contiguous() for k, v in clf.named_parameters()
                  if v.requires_grad and (cfg.lora or k.startswith("head."))}
-    info = {"steps": step, "lr": lr, "head_lr": head_lr, "train_wall_s": round(train_s, 3), "tokens": tokens,
+    info = {"steps": step, "lr": lr, "head_lr": head_lr, "load_s": round(load_s, 3), "train_wall_s": round(train_s, 3), "tokens": tokens,
             "tokens_per_s": round(tokens / max(train_s, 1e-9), 1), "s_per_step": round(train_s / max(step, 1), 4),
             "family": family, "lora": cfg.lora, "effective_batch": math.prod(micro_accum(cfg))}
     return FinetuneResult(probs, trainable, losses, info)
