@@ -29,19 +29,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """One JSON object per line (``.gz`` accepted); errors name ``FILE:LINE``."""
     exists(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    out = []
+    from .files import iter_jsonl
+
     with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise W2SError(f"{path}:{n}: malformed JSON ({e.msg}); each line must be one JSON object") from None
-            if not isinstance(rec, dict):
-                raise W2SError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
-            out.append(dict(rec, _where=f"{path}:{n}"))
-    return out
+        return [dict(rec, _where=f"{path}:{n}") for n, rec in iter_jsonl(f, path)]
 
 
 def read_json(path: Path) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,20 @@ _FALSE = {"false", "no", "neg", "negative"}
 
 def is_data_file(name: str) -> bool:
     return Path(name).suffix.lower() in DATA_SUFFIXES
+
+
+def iter_jsonl(lines: Iterable[str], path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a bad line raises ``FILE:LINE: ...``."""
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise W2SError(f"{path}:{n}: malformed JSON ({e.msg}); each line must be one JSON object") from None
+        if not isinstance(rec, dict):
+            raise W2SError(f"{path}:{n}: expected a JSON object per line, got {type(rec).__name__}")
+        yield n, rec
 
 
 def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -44,17 +59,7 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raise W2SError(f"{path}: cannot read ({e.strerror})") from None
     rows: list[tuple[int, dict[str, Any]]] = []
     if suffix == ".jsonl":
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise W2SError(f"{path}:{n}: malformed JSON ({e.msg}); each line must be one JSON object") from None
-            if not isinstance(rec, dict):
-                raise W2SError(f"{path}:{n}: expected a JSON object per line, got {type(rec).__name__}")
-            rows.append((n, rec))
-        return rows
+        return list(iter_jsonl(text.splitlines(), path))
     delim = "\t" if suffix == ".tsv" else ","
     reader = csv.reader(text.splitlines(keepends=True), delimiter=delim)
     try:
