@@ -94,8 +94,9 @@ class FinetuneConfig:
     """Cap on optimizer steps (for quick runs); None: epochs decide."""
     batch_size: int = 32
     """Effective batch size (examples per optimizer step)."""
-    micro_batch_size: int = 16
-    """Examples per forward/backward; gradients accumulate to batch_size."""
+    micro_batch_size: int | None = None
+    """Examples per forward/backward; None: the whole effective batch (no accumulation). Set it
+    smaller to save memory: gradients then accumulate to batch_size."""
     warmup_frac: float = 0.05
     """Fraction of steps of linear warmup before the cosine decay."""
     weight_decay: float = 0.0

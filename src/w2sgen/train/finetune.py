@@ -130,7 +130,7 @@ def finetune(
 
 def micro_accum(cfg: FinetuneConfig) -> tuple[int, int]:
     """(examples per forward/backward, micro-batches accumulated per optimizer step)."""
-    micro = max(1, min(cfg.micro_batch_size, cfg.batch_size))
+    micro = max(1, min(cfg.micro_batch_size or cfg.batch_size, cfg.batch_size))
     return micro, max(1, cfg.batch_size // micro)
 
 
