@@ -158,7 +158,7 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
         if weak is None:
             record["weak"]["name"] = Path(cfg.weak_labels).name if cfg.weak_labels else cfg.weak
         name = run_dir_name(task.name, record["weak"]["name"], strong.model.name, cfg.mode, seed)
-        stage_files = {k: cache.path(st.name if st.name != "given" else "given", st.key) / "predictions.parquet"
+        stage_files = {k: cache.path(st.name, st.key) / "predictions.parquet"
                        for k, st in stages.items() if st.name != "given"}
         given_frames = {} if "weak" in stage_files else {"weak": stages["weak"].predictions}
         d = write_run(out, name, record, stage_files, given_frames)

@@ -140,17 +140,28 @@ def side_for(model: ResolvedModel, layer_override: int | None, cfg: RunConfig, c
 # --------------------------------------------------------------------------- stage payloads
 
 
-def _save_stage(d: Path, ids: list[str], splits: list[str], probs: np.ndarray, head, info: dict[str, Any]) -> None:
+def _save_stage(d: Path, task: TaskData, splits: Splits, probs: dict[str, np.ndarray], weights: dict[str, Any],
+                info: dict[str, Any]) -> None:
+    """Write a stage entry: predictions (id, split, prob_k) on PREDICT_SPLITS, trained weights, train.json.
+
+    ``probs`` maps each split to its (n, K) probabilities in the order of ``splits[split]``;
+    ``weights`` maps a file name to the tensors worth keeping (a head, adapters; never base weights).
+    """
     from safetensors.torch import save_file
 
     from .store.atomic import atomic_write_json
 
-    frame = pd.DataFrame({"id": ids, "split": splits})
-    for k in range(probs.shape[1]):
-        frame[f"prob_{k}"] = probs[:, k].astype(np.float32)
+    ids = task.frame["id"].to_numpy()
+    frame = pd.DataFrame({
+        "id": np.concatenate([ids[splits[s]] for s in PREDICT_SPLITS]),
+        "split": np.concatenate([[s] * len(splits[s]) for s in PREDICT_SPLITS]),
+    })
+    stacked = np.concatenate([probs[s] for s in PREDICT_SPLITS])  # (N, K)
+    for k in range(stacked.shape[1]):
+        frame[f"prob_{k}"] = stacked[:, k].astype(np.float32)
     frame.to_parquet(d / "predictions.parquet", index=False)
-    if head is not None:
-        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(d / "head.safetensors"))
+    for name, tensors in weights.items():
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(d / name))
     atomic_write_json(d / "train.json", info)
 
 
@@ -203,13 +214,9 @@ def train_stage(
         texts = frame["text"].tolist()
         x = side.features([texts[i] for i in train_idx], desc=f"embed ({side.model.name})")
         res = train_head(x, target, loss_fn, cfg.probe, seed, desc=f"{stage} ({side.model.name})")
-        ids, spl, probs = [], [], []
-        for s in PREDICT_SPLITS:
-            idx = splits[s]
-            probs.append(predict(res.head, side.features([texts[i] for i in idx], desc="embed")))
-            ids.extend(frame["id"].iloc[idx].tolist())
-            spl.extend([s] * len(idx))
-        _save_stage(d, ids, spl, np.concatenate(probs), res.head,
+        probs = {s: predict(res.head, side.features([texts[i] for i in splits[s]], desc="embed"))
+                 for s in PREDICT_SPLITS}
+        _save_stage(d, task, splits, probs, {"head.safetensors": res.head.state_dict()},
                     {"losses": res.losses, "steps": res.steps, "skipped_steps": res.skipped,
                      "train_wall_s": time.time() - t0})
 
@@ -224,13 +231,10 @@ def finetune_stage(
 ) -> StageResult:
     """Finetune ``side``'s model (full or LoRA) on the stage's training split (or its rows
     ``train_idx``, aligned with ``target``) and predict the rest."""
-    from safetensors.torch import save_file
-
     from .train.finetune import finetune
 
     t0 = time.time()
-    frame = task.frame
-    texts = frame["text"].tolist()
+    texts = task.frame["text"].tolist()
     if train_idx is None:
         train_idx = splits[inputs["train_split"]]
     _ = side.meta  # resolves device and dtype
@@ -242,13 +246,8 @@ def finetune_stage(
             eval_sets={s: [texts[i] for i in splits[s]] for s in PREDICT_SPLITS}, device=side.device,
             compute_dtype=side.dtype, trust_remote_code=cfg.trust_remote_code, desc=f"{stage} ({side.model.name})",
         )
-        ids, spl = [], []
-        for s in PREDICT_SPLITS:
-            ids.extend(frame["id"].iloc[splits[s]].tolist())
-            spl.extend([s] * len(splits[s]))
-        _save_stage(d, ids, spl, np.concatenate([res.probs[s] for s in PREDICT_SPLITS]), None,
-                    {"losses": res.losses, **res.info})
-        save_file(res.trainable, str(d / ("adapter.safetensors" if cfg.finetune.lora else "head.safetensors")))
+        name = "adapter.safetensors" if cfg.finetune.lora else "head.safetensors"
+        _save_stage(d, task, splits, res.probs, {name: res.trainable}, {"losses": res.losses, **res.info})
 
     entry, hit = cache.get_or_build(stage, inputs, build)
     preds, info = _load_stage(entry)
