@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-offline-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[offline,finetune,test]'
+	$(PIP) install -q -c constraints.txt -e '.[offline,finetune,test,ray]'
 	$(PIP) install -q --no-deps -r requirements-offline-nodeps.txt
 	$(VENV)/bin/w2s setup-models
 	touch $(STAMP)

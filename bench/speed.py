@@ -313,8 +313,9 @@ def bench_train(name, backbone, tok, pooling, texts, labels, sizes, device, dtyp
         c = copy.copy(cfg)
         if warm:
             c.max_steps = 2
-        return train_steps(clf, tok, texts[:n_texts], target[:n_texts], loss_fn, c, lr=lr, head_lr=head_lr,
-                           gen=gen, device=device, compute_dtype=dt, desc=f"train {name}")
+        run = train_steps(clf, tok, texts[:n_texts], target[:n_texts], loss_fn, c, lr=lr, head_lr=head_lr,
+                          gen=gen, device=device, compute_dtype=dt, desc=f"train {name}")
+        return run.losses, run.tokens
 
     def naive(warm=False):
         clf.load_state_dict(init)

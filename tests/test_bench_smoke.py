@@ -31,3 +31,41 @@ def test_bench_smoke(capsys):
     assert res["loss_diff"] <= 1e-3  # naive and ours reach the same final loss (fp32)
     assert all(v > 0 for k, v in res.items() if k != "loss_diff")
     assert any(line.startswith("train ") and "naive" in line for line in lines)
+
+
+SWEEP_BENCH = Path(__file__).resolve().parents[1] / "bench" / "sweep.py"
+SWEEP_SUMMARY = re.compile(r"^summary: local2_ratio=\d+\.\d+ cached_rerun_s=\d+\.\d+ add_method_ratio=\d+\.\d+$")
+
+
+@pytest.mark.integration
+def test_sweep_bench_smoke(capsys):
+    spec = importlib.util.spec_from_file_location("w2s_bench_sweep", SWEEP_BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    res = mod.run("smoke", with_ray=False)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert SWEEP_SUMMARY.match(lines[-1]), lines[-1]
+    assert any(line.startswith("rerun cached ") for line in lines)
+    assert all(v > 0 for v in res.values())
+
+
+METHODS_BENCH = Path(__file__).resolve().parents[1] / "bench" / "methods.py"
+
+
+@pytest.mark.integration
+def test_methods_bench_smoke(capsys, tmp_path):
+    """bench/methods.py on one task and two seeds with two cheap methods: the tables are well formed."""
+    from conftest import require_data
+
+    require_data("sst2")
+    spec = importlib.util.spec_from_file_location("w2s_bench_methods", METHODS_BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    rc = mod.main(["--smoke", "--tasks", "sst2", "--seeds", "0,1", "--methods", "xent,confidence_filter",
+                   "--out", str(tmp_path / "out"), "--features-cache", str(tmp_path / "features")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "sst2 · encoder pair" in out and "confidence_filter" in out
+    assert re.search(r"encoder\s+confidence_filter\s+2\s+[+-]\d\.\d\d \[[+-]\d\.\d\d, [+-]\d\.\d\d\]", out), out

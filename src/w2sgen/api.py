@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from dataclasses import dataclass, replace
@@ -83,11 +84,14 @@ def seed_everything(seed: int) -> None:
 
 
 def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = None,
-        trackers: str | list[str] | None = None) -> Results:
+        trackers: str | list[str] | None = None, index: bool = True,
+        executor_info: dict[str, Any] | None = None) -> Results:
     """Run the protocol for every seed of ``config``; write each run under ``config.out``.
 
     Each run is also indexed in ``config.out/runs.sqlite``; ``trackers`` (e.g. "tensorboard")
-    logs it through accelerate's tracker API.
+    logs it through accelerate's tracker API. ``index=False`` skips both (a sweep driver indexes
+    the folders itself: remote workers never write the SQLite file). ``executor_info`` is recorded
+    as the run's ``"executor"`` (where it ran; default: this process, kind "local").
     """
     from .models import resolve_model
     from .protocol import PREDICT_SPLITS, run_seed, side_for
@@ -103,11 +107,9 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
         from .trackers import parse_trackers
 
         trackers = parse_trackers(trackers)  # unknown names fail before any work
-    from .methods import METHODS
+    from .methods.compose import parse
 
-    methods = [METHODS.get(m).name for m in cfg.methods]  # unknown names fail before any work
-    for m in methods:
-        METHODS.get(m).config(cfg.method_args.get(m))
+    methods = [parse(m, cfg.method_args, cfg.mode).name for m in cfg.methods]  # unknown names fail before any work
     cfg = replace(cfg, methods=methods)
     weak_model = resolve_model(cfg.weak) if not cfg.weak_labels else None
     strong_model = resolve_model(cfg.strong)
@@ -154,6 +156,8 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
             "versions": versions(),
             "wall_s": round(time.time() - t_seed, 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "executor": executor_info or {"kind": "local", "pid": os.getpid(), "node": platform.node(),
+                                         "worker": None},
         }
         if weak is None:
             record["weak"]["name"] = Path(cfg.weak_labels).name if cfg.weak_labels else cfg.weak
@@ -161,15 +165,20 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
         stage_files = {k: cache.path(st.name, st.key) / "predictions.parquet"
                        for k, st in stages.items() if st.name != "given"}
         given_frames = {} if "weak" in stage_files else {"weak": stages["weak"].predictions}
-        d = write_run(out, name, record, stage_files, given_frames)
-        _write_labels(d, task, splits)
-        from .store.db import index_run
+        from .train.distributed import broadcast_from_main, is_main_process
 
-        index_run(out, d)
-        if trackers:
-            from .trackers import log_run
+        if is_main_process():  # under a multi-process launch only rank 0 writes the run folder
+            d = write_run(out, name, record, stage_files, given_frames)
+            _write_labels(d, task, splits)
+            from .store.db import index_run
 
-            log_run(trackers, out, d)
+            if index:
+                index_run(out, d)
+            if index and trackers:
+                from .trackers import log_run
+
+                log_run(trackers, out, d)
+        d = Path(broadcast_from_main(str(d) if is_main_process() else None))
         log.info("run %s: done in %.1fs", name, record["wall_s"])
         record["_dir"] = str(d)
         records.append(record)

@@ -68,20 +68,23 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     with interrupt_guard():
         res = run(cfg, cache_dir=a.cache_dir, trackers=a.tracker)
-    print(res)
-    print(f"\nresults: {Path(cfg.out).resolve()}", file=sys.stderr)
+    from .train.distributed import is_main_process
+
+    if is_main_process():  # under accelerate launch / torchrun: one table, not one per process
+        print(res)
+        print(f"\nresults: {Path(cfg.out).resolve()}", file=sys.stderr)
     return 0
 
 
 def _check_names(cfg) -> None:
     """Fail fast on unknown names, before any heavy import."""
-    from .methods import METHODS
+    from .methods.compose import parse
     from .models import resolve_model
     from .tasks import TASKS
     from .tasks.files import is_data_file
 
     for m in cfg.methods:
-        METHODS.get(m)
+        parse(m, cfg.method_args, cfg.mode)
     if not (is_data_file(cfg.task) or cfg.task.endswith((".yaml", ".yml"))):
         TASKS.get(cfg.task)
     if not cfg.weak_labels:
@@ -233,8 +236,10 @@ def cmd_list(a: argparse.Namespace) -> int:
               "Also accepted: any Hugging Face hub id (org/name) or local model directory.")
     else:
         from .methods import METHODS
+        from .methods.compose import describe_composition
 
-        _print_rows(("name", "description"), [(n, m.description) for n, m in METHODS.items()])
+        _print_rows(("name", "kind", "description"), [(n, m.kind, m.description) for n, m in METHODS.items()])
+        print("\n" + describe_composition())
     return 0
 
 
@@ -278,7 +283,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
 
 
 def cmd_cache(a: argparse.Namespace) -> int:
-    from .store.cache import default_cache_dir
+    from .store.cache import default_cache_dir, local_cache_dir
     from .store.prune import (
         delete_entries,
         format_info,
@@ -289,7 +294,7 @@ def cmd_cache(a: argparse.Namespace) -> int:
         plan_prune,
     )
 
-    root = Path(a.cache_dir) if a.cache_dir else default_cache_dir()
+    root = local_cache_dir(a.cache_dir) if a.cache_dir else default_cache_dir()
     if a.action == "info":
         print(format_info(info(root)))
         return 0
@@ -309,9 +314,17 @@ def cmd_cache(a: argparse.Namespace) -> int:
 def cmd_sweep(a: argparse.Namespace) -> int:
     from .sweep.grid import expand, load_sweep
 
-    if a.executor == "ray" or a.ray_address:
-        raise W2SError("--executor ray / --ray-address: the Ray executor is not available in this version; "
-                       "use --executor local --workers N")
+    if a.ray_address and a.executor != "ray":
+        raise W2SError(f"--ray-address {a.ray_address}: it applies to the Ray executor; add --executor ray")
+    if a.workers is not None and a.workers < 1:
+        raise W2SError(f"--workers {a.workers}: give at least 1")
+    if a.executor == "ray" and a.ray_address and a.workers is not None:
+        raise W2SError("--workers with --ray-address: the cluster's resources decide how many runs go at "
+                       "once; drop --workers")
+    if a.executor == "ray" and not a.dry_run and not a.status:
+        from .sweep.ray_exec import import_ray
+
+        import_ray()  # a missing Ray fails before any planning
     runs = expand(load_sweep(a.config), out=a.out)
     for cfg in runs:
         _check_names(cfg)
@@ -319,20 +332,53 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     from .sweep.plan import format_plan, make_plan
 
     cache = StageCache(a.cache_dir)
-    plan = make_plan(runs, cache.root)
+    plan = make_plan(runs, cache.location)
+    from .sweep.progress import SweepProgress, format_line
+
     if a.dry_run:
         print(format_plan(plan, cache.root))
+        return 0
+    if a.status:
+        print(_sweep_status(runs, format_line(SweepProgress.from_plan(plan).counts(), timing=False)))
         return 0
     print(format_plan(plan), file=sys.stderr)
     from .sweep.local import progress_line, run_local
 
-    res = run_local(runs, workers=a.workers, cache_dir=cache.root, verbose=a.verbose)
+    progress = SweepProgress.from_plan(plan)
+    if a.executor == "ray":
+        from .sweep.ray_exec import run_ray
+
+        res = run_ray(runs, cache_dir=cache.location, address=a.ray_address, num_cpus=a.workers, verbose=a.verbose,
+                      progress=progress)
+    else:
+        res = run_local(runs, workers=a.workers or 1, cache_dir=cache.location, verbose=a.verbose, progress=progress)
     from .api import load_results
 
     for out in res.out:
         print(load_results(out))
     print(progress_line(res), file=sys.stderr)
     return 0
+
+
+def _sweep_status(runs: list, stages_line: str) -> str:
+    """``w2s sweep --status``: stage counts from the cache and run folders written so far."""
+    written = sum((Path(cfg.out) / name / "run.json").is_file() for cfg, name in
+                  ((cfg, _run_dir(cfg)) for cfg in runs) if name is not None)
+    return f"{stages_line.split('; runs')[0]}\nrun folders written: {written}/{len(runs)} (runs.sqlite: `w2s results`)"
+
+
+def _run_dir(cfg) -> str | None:
+    """The folder name a sweep run writes (None when it depends on files not readable here)."""
+    from .models import resolve_model
+    from .store.results import run_dir_name
+    from .tasks import load_task
+
+    try:
+        task = load_task(cfg.task, cfg.data_dir, cfg.text_col, cfg.label_col, cfg.group_col)
+        return run_dir_name(task.name, resolve_model(cfg.weak).name, resolve_model(cfg.strong).name, cfg.mode,
+                            cfg.seeds[0])
+    except W2SError:
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,11 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("config", help="a sweep YAML")
     sw.add_argument("--dry-run", action="store_true",
                     help="print the plan (runs, unique stages, how many cached, work left) and run nothing")
+    sw.add_argument("--status", action="store_true",
+                    help="print stages done (cached) / left and run folders written, and run nothing")
     sw.add_argument("--executor", choices=["local", "ray"], default="local",
-                    help="local: worker processes on this machine (ray: not available in this version)")
-    sw.add_argument("--workers", type=int, default=1,
-                    help="worker processes (local executor; one GPU each via CUDA_VISIBLE_DEVICES when GPUs exist)")
-    sw.add_argument("--ray-address", help="Ray cluster address (ray executor: not available in this version)")
+                    help="local: worker processes on this machine; ray: one Ray task per run, on a local Ray "
+                    "or a cluster (--ray-address; needs pip install 'w2sgen[ray]')")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="local: worker processes (default 1; one GPU each via CUDA_VISIBLE_DEVICES when GPUs "
+                    "exist); ray: CPUs of the local Ray (default all)")
+    sw.add_argument("--ray-address", metavar="ADDR",
+                    help="connect to this Ray cluster (e.g. auto, ray://head:10001) instead of starting a local "
+                    "Ray; OUT and the cache dir must be on a filesystem shared by all nodes")
     sw.add_argument("--out", help="results directory for every run (overrides the config's out)")
     sw.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
     sw.set_defaults(fn=cmd_sweep)

@@ -31,7 +31,9 @@ class SplitConfig:
     balance: bool = False
     """Downsample each split to a 50/50 label balance (binary tasks), as in the paper."""
     max_examples: int | None = None
-    """Subsample the task to at most this many examples (by group) before splitting."""
+    """Subsample the task to at most this many examples (by group) before splitting. For a task with
+    its own test pool and a count n_test, the test split takes its n_test (at most half the budget)
+    from that pool and the train pool gets the rest."""
 
 
 @dataclass
@@ -123,6 +125,9 @@ class FinetuneConfig:
     """Examples per forward pass at evaluation."""
     dropout: bool = False
     """Keep the model's dropout (off by default, as in the paper, for determinism)."""
+    checkpoint_every: int | None = None
+    """Optimizer steps between checkpoints (weights, optimizer, schedule, RNG, data position); a
+    crashed stage resumes from its latest one with the same result. None: off. Not in stage keys."""
 
 
 @dataclass

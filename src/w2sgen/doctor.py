@@ -151,10 +151,10 @@ def _dir_size(path: Path) -> int:
 
 def check_storage(rep: Report, cache_dir: str | Path | None = None) -> None:
     from .models.packaged import models_dir
-    from .store.cache import default_cache_dir
+    from .store.cache import default_cache_dir, local_cache_dir
     from .store.prune import format_size
 
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache = local_cache_dir(cache_dir) if cache_dir else default_cache_dir()
     for label, path in (("stage cache", cache), ("models", models_dir())):
         if path.is_dir():
             rep.add("storage", label, f"{path} ({format_size(_dir_size(path))})")

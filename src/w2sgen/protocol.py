@@ -11,6 +11,7 @@ and the seed), so a run that adds one method trains nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -197,6 +198,7 @@ class StageResult:
 def train_stage(
     cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
     target: np.ndarray, loss_fn, cfg: RunConfig, seed: int, train_idx: np.ndarray | None = None,
+    extra_info: dict[str, Any] | None = None,
 ) -> StageResult:
     """Train a head on ``side``'s features of the transfer/weak_train split and predict the rest.
 
@@ -218,7 +220,7 @@ def train_stage(
                  for s in PREDICT_SPLITS}
         _save_stage(d, task, splits, probs, {"head.safetensors": res.head.state_dict()},
                     {"losses": res.losses, "steps": res.steps, "skipped_steps": res.skipped,
-                     "train_wall_s": time.time() - t0})
+                     "train_wall_s": time.time() - t0, **(extra_info or {})})
 
     entry, hit = cache.get_or_build(stage, inputs, build)
     preds, info = _load_stage(entry)
@@ -228,9 +230,12 @@ def train_stage(
 def finetune_stage(
     cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
     target: np.ndarray, loss_fn, cfg: RunConfig, seed: int, train_idx: np.ndarray | None = None,
+    extra_info: dict[str, Any] | None = None,
 ) -> StageResult:
     """Finetune ``side``'s model (full or LoRA) on the stage's training split (or its rows
     ``train_idx``, aligned with ``target``) and predict the rest."""
+    from .store.cache import stage_key
+    from .train.distributed import get_or_build_shared
     from .train.finetune import finetune
 
     t0 = time.time()
@@ -238,18 +243,24 @@ def finetune_stage(
     if train_idx is None:
         train_idx = splits[inputs["train_split"]]
     _ = side.meta  # resolves device and dtype
+    # stable across a crash (the entry itself is built in a temporary directory); deleted once it exists
+    ckpt_dir = cache.root / "checkpoints" / stage / stage_key(inputs)
 
-    def build(d: Path) -> None:
-        res = finetune(
+    def train():
+        return finetune(
             side.model, [texts[i] for i in train_idx], target, loss_fn, cfg.finetune, seed=seed,
             num_classes=task.num_classes, pooling=side.pooling, layer=side.layer,
             eval_sets={s: [texts[i] for i in splits[s]] for s in PREDICT_SPLITS}, device=side.device,
             compute_dtype=side.dtype, trust_remote_code=cfg.trust_remote_code, desc=f"{stage} ({side.model.name})",
+            checkpoint_dir=ckpt_dir,
         )
-        name = "adapter.safetensors" if cfg.finetune.lora else "head.safetensors"
-        _save_stage(d, task, splits, res.probs, {name: res.trainable}, {"losses": res.losses, **res.info})
 
-    entry, hit = cache.get_or_build(stage, inputs, build)
+    def build(d: Path) -> None:
+        res = train()
+        name = "adapter.safetensors" if cfg.finetune.lora else "head.safetensors"
+        _save_stage(d, task, splits, res.probs, {name: res.trainable}, {"losses": res.losses, **res.info, **(extra_info or {})})
+
+    entry, hit = get_or_build_shared(cache, stage, inputs, build, train, cleanup=ckpt_dir)  # rank 0 writes
     preds, info = _load_stage(entry)
     return StageResult(stage, preds, info, hit, entry.name, time.time() - t0)
 
@@ -284,25 +295,54 @@ class StageInputs:
         return dict(self.base, stage="ceiling", features=strong_key, train_split="transfer",
                     train=ids_hash(self.split_ids["transfer"], self.labels[idx]))
 
-    def student(self, method_name: str, strong_key: str, weak_transfer: Any,
+    def student(self, method: Any, strong_key: str, weak_transfer: Any,
                 plan: StudentPlan | None = None) -> dict[str, Any]:
-        """A student of ``method_name`` on the weak labels ``weak_transfer`` (floor probs on transfer)."""
-        plan = plan or self.student_plan(method_name, weak_transfer)
-        return dict(self.base, stage="student", method=plan.method.name, settings=plan.method.settings(plan.cfg),
+        """The stage inputs of a student of ``method`` (a name, ``a+b``, or a Composite) on the weak
+        labels ``weak_transfer`` (floor probs on transfer).
+
+        Methods that need only the weak labels are keyed by what they train on (ids and targets);
+        methods that need the run's models (filters on strong features, ensembles, ...) by their
+        settings and the weak labels they start from, which decide everything they do.
+        """
+        spec = self.spec(method)
+        if spec.needs_context:
+            return dict(self.base, stage="student", method=spec.name, settings=spec.settings(),
+                        features=strong_key, train_split="transfer",
+                        weak=ids_hash(self.split_ids["transfer"], np.asarray(weak_transfer, dtype=np.float32)))
+        plan = plan or self.student_plan(spec, weak_transfer)
+        return dict(self.base, stage="student", method=plan.method.name, settings=plan.method.settings(),
                     features=strong_key, train_split="transfer",
                     train=ids_hash(plan.ids, plan.target))
 
-    def student_plan(self, method_name: str, weak_transfer: Any) -> StudentPlan:
-        """What a student trains on: the method's config resolved from the weak labels (``prepare``)
-        and the transfer examples it keeps with their targets (``select``)."""
-        from .methods import METHODS
+    def spec(self, method: Any):
+        """``method`` as a checked Composite (names, ``a+b``, with the run's method settings)."""
+        from .methods.compose import Composite, parse
 
-        method = METHODS.get(method_name)
+        return method if isinstance(method, Composite) else parse(method, self.cfg.method_args, self.cfg.mode)
+
+    def student_plan(self, method: Any, weak_transfer: Any, ctx: Any = None) -> StudentPlan:
+        """What a student trains on: each part's config resolved from the weak labels (``prepare``)
+        and the transfer examples kept with their targets (the ``select`` parts, in order)."""
+        from .methods.compose import Composite, Part
+
+        spec = self.spec(method)
         weak_transfer = np.asarray(weak_transfer, dtype=np.float32)
-        mcfg = method.prepare(method.config(self.cfg.method_args.get(method.name)), weak_transfer)
-        keep, target = method.select(mcfg, weak_transfer)
+        parts = [Part(p.method, p.method.prepare(p.cfg, weak_transfer)) for p in spec.parts]
+        spec = Composite(spec.name, parts)
+        keep = np.ones(len(weak_transfer), dtype=bool)
+        target = weak_transfer
+        selected: dict[str, Any] = {}  # facts the select parts report, for train.json
+        for p in spec.of_kind("select"):
+            k, target = p.method.select(p.cfg, target, ctx, info=selected)
+            keep &= k
+            if not keep.any():
+                from .errors import W2SError
+
+                raise W2SError(f"method {spec.name!r}: its filters kept none of the transfer examples")
         ids = [i for i, k in zip(self.split_ids["transfer"], keep) if k]
-        return StudentPlan(method, mcfg, ids, self.splits["transfer"][keep], target[keep])
+        loss = spec.loss
+        return StudentPlan(spec, spec, ids, self.splits["transfer"][keep], target[keep],
+                           loss_fn=loss.method.make_loss(loss.cfg), info={"select": selected} if selected else {})
 
 
 @dataclass
@@ -310,10 +350,25 @@ class StudentPlan:
     """A student's method, resolved config, and training examples (ids, frame rows, targets (n, K))."""
 
     method: Any
+    """The resolved Composite (each part's config prepared from the weak labels)."""
     cfg: Any
     ids: list[str]
     rows: np.ndarray
     target: np.ndarray
+    loss_fn: Any = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """The student's stage inputs (its cache key)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Extra facts written to the student's train.json (e.g. the supervisor's accuracy)."""
+    supervision: Any = None
+    """The StageResult whose transfer probabilities are the student's weak labels."""
+
+
+def _train_cfg(cfg: RunConfig) -> dict[str, Any]:
+    """The training config part of stage keys; ``finetune.checkpoint_every`` does not change results."""
+    if cfg.mode == "probe":
+        return to_dict(cfg.probe)
+    return {k: v for k, v in to_dict(cfg.finetune).items() if k != "checkpoint_every"}
 
 
 def stage_inputs(cfg: RunConfig, seed: int, task: TaskData, splits: Splits) -> StageInputs:
@@ -323,7 +378,7 @@ def stage_inputs(cfg: RunConfig, seed: int, task: TaskData, splits: Splits) -> S
     split_ids = {s: ids[splits[s]].tolist() for s in SPLITS}
     predict_hash = ids_hash([i for s in PREDICT_SPLITS for i in split_ids[s]])
     base = {"protocol": PROTOCOL_VERSION, "task": task.fingerprint(), "mode": cfg.mode, "seed": seed,
-            "predict": predict_hash, "train_cfg": to_dict(cfg.probe if cfg.mode == "probe" else cfg.finetune)}
+            "predict": predict_hash, "train_cfg": _train_cfg(cfg)}
     return StageInputs(cfg, base, split_ids, frame["label"].to_numpy(), splits)
 
 
@@ -364,14 +419,17 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     )
 
     # ---- students
+    from .methods.context import StudentContext
+
+    ctx = StudentContext(cfg, seed, task, splits, keys, cache, strong, weak, floor, ceiling)
     students, n_train = {}, {}
     for name in cfg.methods:
-        plan = keys.student_plan(name, weak_transfer)
-        n_train[plan.method.name] = len(plan.ids)
-        students[plan.method.name] = train(
-            cache, "student", keys.student(name, strong.key, weak_transfer, plan),
-            strong, task, splits, plan.target, plan.method.make_loss(plan.cfg), cfg, seed, train_idx=plan.rows,
-        )
+        spec = keys.spec(name)
+        t_m = time.time()
+        st, n = run_student(ctx, spec, weak_transfer)
+        st = dataclasses.replace(st, wall_s=time.time() - t_m)  # the whole method, intermediate stages too
+        n_train[spec.name] = n
+        students[spec.name] = st
 
     # ---- metrics on test (and val)
     y = {s: labels[splits[s]] for s in SPLITS}
@@ -405,6 +463,56 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     record["wall_s"] = round(time.time() - t_run, 3)
     record["_stages"] = {"weak": floor, "ceiling": ceiling, **{f"student-{k}": v for k, v in students.items()}}
     return record
+
+
+def run_student(ctx: Any, spec: Any, weak_transfer: np.ndarray) -> tuple[StageResult, int]:
+    """Train (or load) the student of ``spec`` (a Composite); returns it and its training-set size.
+
+    The parts apply in kind order: a ``labels`` part replaces the supervision, ``select`` parts
+    filter or relabel, the ``loss`` part gives the objective, a ``train`` part trains (else the
+    default student); an ``alone`` method makes its predictions by itself.
+    """
+    keys = ctx.keys
+    inputs = keys.student(spec, ctx.strong.key, weak_transfer)
+    if spec.needs_context:
+        from .store.cache import stage_key
+
+        hit = ctx.cache.get("student", stage_key(inputs))
+        if hit is not None:  # the whole pipeline is cached: skip its intermediate stages
+            preds, info = _load_stage(hit)
+            return StageResult("student", preds, info, True, hit.name, 0.0), int(info.get("n_train", 0))
+    alone = spec.one("alone")
+    if alone is not None:
+        plan = StudentPlan(spec, spec, [], np.zeros(0, dtype=np.int64), np.zeros((0, ctx.num_classes), np.float32),
+                           inputs=inputs, info={"n_train": 0})
+        return _checked(alone.method.run_fn(alone.cfg, ctx, plan), inputs, spec), 0
+    supervision = ctx.floor
+    info: dict[str, Any] = {}
+    lab = spec.one("labels")
+    if lab is not None:
+        supervision = lab.method.supervise_fn(lab.cfg, ctx)
+        sup_transfer = supervision.probs("transfer", keys.split_ids["transfer"])
+        info["supervisor"] = ctx.metrics(supervision)
+        # a labels method's analysis facts (e.g. bootstrap's "ladder", ensemble's "ensemble") reach train.json
+        info.update({k: v for k, v in supervision.info.items() if k not in ("supervisor", "n_train", "losses")})
+    else:
+        sup_transfer = weak_transfer
+    plan = keys.student_plan(spec, sup_transfer, ctx)
+    plan.inputs = inputs
+    plan.supervision = supervision
+    plan.info = {**plan.info, **info, "n_train": len(plan.ids)}
+    tr = spec.one("train")
+    st = tr.method.train_fn(tr.cfg, ctx, plan) if tr is not None else ctx.train_student(plan)
+    return _checked(st, inputs, spec), len(plan.ids)
+
+
+def _checked(st: StageResult, inputs: dict[str, Any], spec: Any) -> StageResult:
+    from .store.cache import stage_key
+
+    if st.key != stage_key(inputs) or st.name != "student":
+        raise RuntimeError(f"method {spec.name!r} must store its student under the plan's inputs "
+                           "(ctx.train_student(plan) or cache stage 'student' with plan.inputs)")
+    return st
 
 
 def _xent_loss():

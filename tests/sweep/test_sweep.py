@@ -100,9 +100,9 @@ def test_dry_run_prints_the_plan(reference, sweep_file, tmp_path, capsys):
     assert "work left: none" in text
 
 
-def test_ray_executor_is_refused_clearly(sweep_file, capsys):
-    assert main(["sweep", str(sweep_file), "--executor", "ray"]) == 2
-    assert "not available in this version" in capsys.readouterr().err
+def test_ray_address_without_ray_executor_is_refused_clearly(sweep_file, capsys):
+    assert main(["sweep", str(sweep_file), "--ray-address", "auto"]) == 2
+    assert "--ray-address auto: it applies to the Ray executor; add --executor ray" in capsys.readouterr().err
 
 
 def test_kill_9_then_resume_equals_uninterrupted(reference, sweep_file, tmp_path, capsys):

@@ -302,3 +302,13 @@ def test_a_zero_count_raises_naming_the_split():
 def test_nothing_left_for_transfer_raises():
     with pytest.raises(W2SError, match="'transfer' is empty"):
         make_splits(singleton_task(100), SplitConfig(n_test=20, n_val=10, n_weak_train=70), seed=0)
+
+
+def test_max_examples_leaves_the_train_pool_its_share_when_the_test_pool_is_large():
+    """A task whose test pool dwarfs its train pool (tweet_eval: 2k / 12k): a subsample of 1,000 with
+    n_test=200 keeps 200 test examples and gives the other 800 to the train pool."""
+    task = singleton_task(5000, n_test=4000)
+    cfg = SplitConfig(n_weak_train=300, n_transfer=400, n_val=100, n_test=200, max_examples=1000)
+    sizes = make_splits(task, cfg, 0).sizes()
+    assert sizes == {"weak_train": 300, "transfer": 400, "val": 100, "test": 200}
+    assert (task.frame["pool"].to_numpy()[make_splits(task, cfg, 0)["test"]] == "test").all()

@@ -27,16 +27,10 @@ def _select(cfg: ConfidenceFilterConfig, weak: np.ndarray) -> tuple[np.ndarray, 
     return keep_mask(weak, cfg.radius), weak
 
 
-def _loss(logits, weak, step, total, window=None):
-    from ..train.losses import xent
-
-    return xent(logits, weak)
-
-
 METHOD = Method(
     name="confidence_filter",
-    description="Drop weak labels with probability in [0.5 − r, 0.5 + r], then xent on the rest.",
+    description="Drop weak labels with probability in [0.5 − r, 0.5 + r], then train on the rest (xent, or the loss it is composed with).",
     config_cls=ConfidenceFilterConfig,
-    make_loss=lambda cfg: _loss,
     select_fn=_select,
+    kind="select",
 )

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from ..config import RunConfig, to_dict
 from ..errors import W2SError
 from .grid import run_label
+from .progress import SweepProgress, Tracker
 
 log = logging.getLogger("w2sgen")
 
@@ -71,12 +73,44 @@ def _run_one(cfg_dict: dict[str, Any], cache_dir: str | None) -> tuple[str, floa
     return res.runs[0]["_dir"], time.time() - t0
 
 
+Report = Callable[[int, str | None, float, str | None], None]
+"""``report(run index, run folder, seconds, error)``: what an executor calls when a run ends."""
+
+
+def reporter(runs: list[RunConfig], result: SweepResult, tracker: Tracker) -> Report:
+    """The run-end callback shared by the executors: records the result, logs, feeds the progress view."""
+    n = len(runs)
+    done = 0
+
+    def report(i: int, d: str | None, s: float, err: str | None = None) -> None:
+        nonlocal done
+        done += 1
+        label = run_label(runs[i])
+        if err is None:
+            result.run_dirs.append(d or "")
+            tracker.finish(i, f"sweep [{done}/{n}] {label}: done in {s:.1f}s")
+        else:
+            result.failed.append((label, err))
+            tracker.finish(i, f"sweep [{done}/{n}] {label}: failed: {err}", ok=False)
+
+    return report
+
+
+def raise_failures(result: SweepResult, n: int) -> None:
+    """One W2SError listing every failed run (completed stages stay cached, so a rerun resumes)."""
+    if result.failed:
+        lines = "\n".join(f"  {label}: {err}" for label, err in result.failed)
+        raise W2SError(f"{len(result.failed)} of {n} sweep runs failed (completed stages are cached; fix and "
+                       f"rerun the same command to resume):\n{lines}")
+
+
 def run_local(runs: list[RunConfig], *, workers: int = 1, cache_dir: str | Path | None = None,
-              verbose: bool = False) -> SweepResult:
+              verbose: bool = False, progress: SweepProgress | None = None) -> SweepResult:
     """Run every run of a sweep; ``workers`` > 1 runs them in that many spawned processes.
 
     A failed run does not stop the others; failures are collected and raised together at the end
-    as one W2SError (completed stages stay cached, so a rerun resumes).
+    as one W2SError (completed stages stay cached, so a rerun resumes). ``progress`` (built from the
+    sweep's plan) is drawn live while the runs go.
     """
     if workers < 1:
         raise W2SError(f"--workers {workers}: give at least 1")
@@ -85,40 +119,31 @@ def run_local(runs: list[RunConfig], *, workers: int = 1, cache_dir: str | Path 
     outs = sorted({Path(c.out) for c in runs})
     result = SweepResult(outs)
     n = len(runs)
-    done = 0
+    serial = workers == 1 or n <= 1
+    if progress is not None:
+        progress.slots = 1 if serial else min(workers, n)
+    with Tracker(progress) as tracker:
+        report = reporter(runs, result, tracker)
+        tracker.fill()
+        if serial:
+            from ..safety import interrupt_guard
 
-    def report(label: str, d: str | None, s: float, err: str | None = None) -> None:
-        nonlocal done
-        done += 1
-        if err is None:
-            result.run_dirs.append(d or "")
-            log.info("sweep [%d/%d] %s: done in %.1fs", done, n, label, s)
+            for i, cfg in enumerate(runs):
+                try:
+                    with interrupt_guard():
+                        d, s = _run_one(to_dict(cfg), cache)
+                    report(i, d, s, None)
+                except W2SError as e:
+                    report(i, None, 0.0, str(e))
         else:
-            result.failed.append((label, err))
-            log.error("sweep [%d/%d] %s: failed: %s", done, n, label, err)
-
-    if workers == 1 or n <= 1:
-        from ..safety import interrupt_guard
-
-        for cfg in runs:
-            try:
-                with interrupt_guard():
-                    d, s = _run_one(to_dict(cfg), cache)
-                report(run_label(cfg), d, s)
-            except W2SError as e:
-                report(run_label(cfg), None, 0.0, str(e))
-    else:
-        _run_pool(runs, workers, cache, verbose, report)
-    _sync(outs)
+            _run_pool(runs, workers, cache, verbose, report)
+    sync_outs(outs)
     result.wall_s = time.time() - t0
-    if result.failed:
-        lines = "\n".join(f"  {label}: {err}" for label, err in result.failed)
-        raise W2SError(f"{len(result.failed)} of {n} sweep runs failed (completed stages are cached; fix and "
-                       f"rerun the same command to resume):\n{lines}")
+    raise_failures(result, n)
     return result
 
 
-def _run_pool(runs: list[RunConfig], workers: int, cache: str | None, verbose: bool, report) -> None:
+def _run_pool(runs: list[RunConfig], workers: int, cache: str | None, verbose: bool, report: Report) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -133,19 +158,19 @@ def _run_pool(runs: list[RunConfig], workers: int, cache: str | None, verbose: b
             queue.put(gpus[i % len(gpus)])
     with ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=ctx, initializer=_init_worker,
                              initargs=(queue, verbose)) as pool:
-        futures = {pool.submit(_run_one, to_dict(cfg), cache): cfg for cfg in runs}
+        futures = {pool.submit(_run_one, to_dict(cfg), cache): i for i, cfg in enumerate(runs)}
         for fut in as_completed(futures):
-            cfg = futures[fut]
+            i = futures[fut]
             try:
                 d, s = fut.result()
-                report(run_label(cfg), d, s)
+                report(i, d, s, None)
             except W2SError as e:
-                report(run_label(cfg), None, 0.0, str(e))
+                report(i, None, 0.0, str(e))
             except Exception as e:  # a worker died or a bug: name it, keep going
-                report(run_label(cfg), None, 0.0, f"{type(e).__name__}: {e}")
+                report(i, None, 0.0, f"{type(e).__name__}: {e}")
 
 
-def _sync(outs: list[Path]) -> None:
+def sync_outs(outs: list[Path]) -> None:
     """Bring each results directory's index up to date (the parent is the last writer)."""
     from ..store.db import sync
 

@@ -127,7 +127,7 @@ def _wall(entry: Path) -> float | None:
 
 def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Plan:
     """The unique stages of ``runs`` and their cache state (loads tasks and model fingerprints only)."""
-    from ..methods import METHODS
+    from ..methods.compose import parse
     from ..protocol import StageResult, stage_inputs
     from ..tasks.splits import make_splits
 
@@ -162,7 +162,7 @@ def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Pla
             preds = pd.read_parquet(cache.path("floor", fkey) / "predictions.parquet")
             weak_transfer = StageResult("floor", preds, {}, True, fkey, 0.0).probs("transfer", si.split_ids["transfer"])
         for m in cfg.methods:
-            name = METHODS.get(m).name
+            name = parse(m, cfg.method_args, cfg.mode).name
             if weak_transfer is not None:
                 key = stage_key(si.student(name, strong_key, weak_transfer))
                 ids.append(add("student", f"student/{key}", key, r, after=floor))

@@ -94,7 +94,15 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
     if cfg.max_examples is not None:
         if cfg.max_examples < 4:
             raise W2SError("config field 'splits.max_examples': need at least 4 examples (one per split)")
-        groups, _ = _take_groups(groups, cfg.max_examples)
+        test_g = [g for g in groups if pools[g[0]] == "test"]
+        if test_g and isinstance(cfg.n_test, int):
+            # a task with its own test pool: the test split takes what it asks for from that pool, and
+            # the rest of the budget goes to the train pool (not the pools' shares of the subsample)
+            test_g, n_t = _take_groups(test_g, min(cfg.n_test, cfg.max_examples // 2))
+            train_g, _ = _take_groups([g for g in groups if pools[g[0]] == "train"], cfg.max_examples - n_t)
+            groups = train_g + test_g
+        else:
+            groups, _ = _take_groups(groups, cfg.max_examples)
 
     train_groups = [g for g in groups if pools[g[0]] == "train"]
     test_groups = [g for g in groups if pools[g[0]] == "test"]

@@ -2,16 +2,22 @@
 
 AdamW, linear warmup then cosine decay, gradient accumulation to an effective batch,
 length-grouped micro-batches with dynamic padding, bf16 autocast where the hardware has it,
-optional gradient checkpointing, dropout off by default, evaluation batched and only at the end.
+optional gradient checkpointing, dropout off by default, evaluation batched at the end (and every
+``eval_every`` steps if asked). Checkpoints every ``checkpoint_every`` steps with exact resume
+(:mod:`w2sgen.train.checkpoint`); several processes under ``accelerate launch`` / ``torchrun``
+(:mod:`w2sgen.train.distributed`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +27,28 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..config import FinetuneConfig
 from ..errors import W2SError
 from ..models.registry import ResolvedModel
+from .checkpoint import (
+    fingerprint,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .distributed import (
+    all_reduce_sum,
+    barrier,
+    broadcast_from_main,
+    gather_shards,
+    is_distributed,
+    is_main_process,
+    rank,
+    shard,
+    unshard,
+    world_size,
+)
+
+log = logging.getLogger("w2sgen")
 
 # loss(logits (B, K), target (B, K), step, total_steps, window=(probs (M, K), target (M, K)) | None)
 LossFn = Callable[..., torch.Tensor]
@@ -35,6 +63,9 @@ class FinetuneResult:
     losses: list[float] = field(default_factory=list)
     """Loss of every optimizer step."""
     info: dict[str, Any] = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    """With ``eval_every``: ``{"step": s, "probs": {split: (n, K)}}`` every ``eval_every`` optimizer
+    steps and at the end (the last point's probs are ``probs``); empty otherwise."""
 
 
 def length_grouped_batches(lengths: np.ndarray, micro: int, gen: torch.Generator, chunk: int = 50) -> list[np.ndarray]:
@@ -104,9 +135,30 @@ def finetune(
     model: ResolvedModel, train_texts: list[str], target: np.ndarray, loss_fn: LossFn, cfg: FinetuneConfig,
     *, seed: int, num_classes: int, pooling: str, layer: int, eval_sets: dict[str, list[str]],
     device: str = "cpu", compute_dtype: str = "fp32", trust_remote_code: bool = False, desc: str = "finetune",
+    checkpoint_dir: str | Path | None = None, eval_every: int | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> FinetuneResult:
-    """Train on ``train_texts`` with soft targets (N, K), then predict every evaluation set."""
+    """Train on ``train_texts`` with soft targets (N, K), then predict every evaluation set.
+
+    ``checkpoint_dir``: with ``cfg.checkpoint_every`` set, a checkpoint (trainable weights,
+    optimizer, schedule, RNG states, data-order position) is written there every that many
+    optimizer steps, and a run that finds a checkpoint of itself there resumes from it, to the
+    same result as an uninterrupted run. ``eval_every``: also evaluate every ``eval_sets`` every
+    that many steps (and at the end) into ``res.curve``. ``on_step(step)`` is called after each
+    optimizer step (and its checkpoint), e.g. to stop early by raising.
+
+    Under a multi-process launch (``accelerate launch``, ``torchrun``) the model and optimizer are
+    wrapped by ``accelerate.Accelerator``; each process trains on a disjoint shard of every batch
+    and evaluates a disjoint part of every set, and all of them return the same, full, result.
+    """
     t_load = time.time()
+    if eval_every is not None and eval_every < 1:
+        raise W2SError(f"{desc}: eval_every must be >= 1 (or None), got {eval_every}")
+    if cfg.checkpoint_every is not None and cfg.checkpoint_every < 1:
+        raise W2SError(f"{desc}: finetune.checkpoint_every must be >= 1 (or None), got {cfg.checkpoint_every}")
+    accelerator = _accelerator(device) if is_distributed() else None
+    if accelerator is not None:
+        device = str(accelerator.device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     clf, tok, family = build_model(model, num_classes, pooling, layer, cfg, trust_remote_code, device)
@@ -114,22 +166,92 @@ def finetune(
     t0 = time.time()  # training time excludes model loading
     lr = cfg.lr if cfg.lr is not None else default_lr(model, cfg)
     head_lr = cfg.head_lr if cfg.head_lr is not None else max(10 * lr, 1e-3)
-    losses, tokens = train_steps(clf, tok, train_texts, target, loss_fn, cfg, lr=lr, head_lr=head_lr, gen=gen,
-                                 device=device, compute_dtype=compute_dtype, desc=desc)
-    step = len(losses)
+    fp = None
+    if checkpoint_dir is not None and cfg.checkpoint_every:
+        from dataclasses import asdict
+
+        fp = fingerprint(cfg={k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}, seed=seed,
+                         model=model.name, num_classes=num_classes, pooling=pooling, layer=layer, lr=lr,
+                         head_lr=head_lr, compute_dtype=compute_dtype, eval_every=eval_every,
+                         data=_data_hash(train_texts, target),
+                         evals=_data_hash([f"{k}\x00{t}" for k, ts in sorted(eval_sets.items()) for t in ts]))
+
+    def evaluate(module) -> dict[str, np.ndarray]:
+        module.eval()
+        out = {name: predict_texts(module, tok, texts, cfg, device, compute_dtype) for name, texts in eval_sets.items()}
+        module.train()
+        return out
+
+    run = train_steps(clf, tok, train_texts, target, loss_fn, cfg, lr=lr, head_lr=head_lr, gen=gen, device=device,
+                      compute_dtype=compute_dtype, desc=desc, accelerator=accelerator,
+                      checkpoint_dir=Path(checkpoint_dir) if fp else None, checkpoint_fp=fp,
+                      eval_every=eval_every, evaluate=evaluate if eval_every else None, on_step=on_step)
+    step = len(run.losses)
     train_s = time.time() - t0
+    if run.final_probs is not None:  # the curve's last point was evaluated at the last step
+        probs = run.final_probs
+    else:
+        probs = evaluate(_eval_module(run.model, accelerator))
     clf.eval()
-    probs = {name: predict_texts(clf, tok, texts, cfg, device, compute_dtype) for name, texts in eval_sets.items()}
     trainable = {k: v.detach().cpu().contiguous() for k, v in clf.named_parameters()
                  if v.requires_grad and (cfg.lora or k.startswith("head."))}
-    info = {"steps": step, "lr": lr, "head_lr": head_lr, "load_s": round(load_s, 3), "train_wall_s": round(train_s, 3), "tokens": tokens,
-            "tokens_per_s": round(tokens / max(train_s, 1e-9), 1), "s_per_step": round(train_s / max(step, 1), 4),
-            "family": family, "lora": cfg.lora, "effective_batch": math.prod(micro_accum(cfg))}
-    return FinetuneResult(probs, trainable, losses, info)
+    info = {"steps": step, "lr": lr, "head_lr": head_lr, "load_s": round(load_s, 3), "train_wall_s": round(train_s, 3),
+            "tokens": run.tokens, "tokens_per_s": round(run.tokens / max(train_s, 1e-9), 1),
+            "s_per_step": round(train_s / max(step, 1), 4), "family": family, "lora": cfg.lora,
+            "effective_batch": math.prod(micro_accum(cfg)),
+            "world_size": accelerator.num_processes if accelerator is not None else 1}
+    if run.resumed_from is not None:
+        info["resumed_from_step"] = run.resumed_from
+    return FinetuneResult(probs, trainable, run.losses, info, run.curve)
+
+
+def _data_hash(texts: list[str], target: np.ndarray | None = None) -> str:
+    """sha256 of texts (and targets): part of a checkpoint's fingerprint."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass") + b"\x00")
+    if target is not None:
+        h.update(np.ascontiguousarray(target, dtype=np.float32).tobytes())
+    return h.hexdigest()[:24]
+
+
+def _accelerator(device: str):
+    """An ``accelerate.Accelerator`` for a multi-process run (DDP, or FSDP/DeepSpeed from its config).
+
+    ``find_unused_parameters``: backbones carry weights the classifier never uses (BERT's pooler,
+    layers above ``layer``), which plain DDP rejects.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    acc = Accelerator(cpu=torch.device(device).type == "cpu",
+                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    if acc.num_processes != world_size():
+        raise W2SError(f"accelerate sees {acc.num_processes} process(es) but the launch has {world_size()} "
+                       f"(distributed type {acc.distributed_type}); launch with `accelerate launch` or `torchrun`")
+    return acc
+
+
+def _eval_module(clf, accelerator):
+    """The module to predict with: the plain one, except where the wrapper holds the weights (FSDP, DeepSpeed).
+
+    Under DDP the plain module gives the same outputs without DDP's per-forward collectives, so
+    ranks may run different numbers of evaluation batches.
+    """
+    if accelerator is None:
+        return clf
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type in (DistributedType.MULTI_CPU, DistributedType.MULTI_GPU, DistributedType.NO):
+        return accelerator.unwrap_model(clf)
+    return clf
 
 
 def micro_accum(cfg: FinetuneConfig) -> tuple[int, int]:
-    """(examples per forward/backward, micro-batches accumulated per optimizer step)."""
+    """(examples per forward/backward, micro-batches accumulated per optimizer step).
+
+    Under P processes a micro-batch is global: each process runs ceil(micro / P) of its examples.
+    """
     micro = max(1, min(cfg.micro_batch_size or cfg.batch_size, cfg.batch_size))
     return micro, max(1, cfg.batch_size // micro)
 
@@ -156,14 +278,42 @@ def make_optimizer(clf, cfg: FinetuneConfig, lr: float, head_lr: float, total: i
     return params, opt, sched
 
 
+@dataclass
+class TrainRun:
+    """What :func:`train_steps` returns."""
+
+    losses: list[float]
+    """Loss of every optimizer step (summed over processes: the global batch's loss)."""
+    tokens: int
+    """Non-pad tokens trained on (all processes)."""
+    model: Any
+    """The trained module as wrapped for this launch (the classifier itself when single-process)."""
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    """``{"step", "probs": {split: (n, K)}}`` every ``eval_every`` steps and at the end."""
+    final_probs: dict[str, np.ndarray] | None = None
+    """The curve's last point when it is the final step (saves evaluating twice)."""
+    resumed_from: int | None = None
+    """Step of the checkpoint this run resumed from."""
+
+
 def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: LossFn, cfg: FinetuneConfig, *,
                 lr: float, head_lr: float, gen: torch.Generator, device: str = "cpu", compute_dtype: str = "fp32",
-                desc: str = "finetune") -> tuple[list[float], int]:
-    """The training loop of :func:`finetune` on a built classifier: (loss of every step, non-pad tokens seen)."""
+                desc: str = "finetune", accelerator=None, checkpoint_dir: Path | None = None,
+                checkpoint_fp: str | None = None, eval_every: int | None = None,
+                evaluate: Callable[[Any], dict[str, np.ndarray]] | None = None,
+                on_step: Callable[[int], None] | None = None) -> TrainRun:
+    """The training loop of :func:`finetune` on a built classifier.
+
+    Every process builds the same global micro-batches; process r of P trains on rows r, r+P, ...
+    of each (:func:`~w2sgen.train.distributed.shard`), its loss weighted by its share of the
+    global batch, so the averaged gradient is the single-process one (also for the last, uneven
+    batch). Batch-level losses see the whole micro-batch through ``window`` (gathered).
+    """
     from ..log import progress
 
     clf.train()
     micro, accum = micro_accum(cfg)
+    P, R = (accelerator.num_processes, accelerator.process_index) if accelerator is not None else (1, 0)
     enc = tok(train_texts, truncation=True, max_length=cfg.max_length, padding=False)["input_ids"]
     lengths = np.array([len(x) for x in enc])
     total = total_steps(len(train_texts), cfg)
@@ -173,13 +323,65 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
     # CPU + bf16: the flash-attention backward is slow for short rows; the math kernel is faster there
     # (MiniLM-L6, SST-2, batch 32 on a 2-core CPU: 0.23 instead of 0.27 s per step)
     math_attn = autocast["enabled"] and autocast["device_type"] == "cpu"
-    window_probs: list[torch.Tensor] = []
+    window_probs: list[torch.Tensor] = []  # each (m, K), whole (global) micro-batches
     window_targets: list[torch.Tensor] = []
     losses: list[float] = []
+    curve: list[dict[str, Any]] = []
     tokens = 0
     step = 0
     batches: list[np.ndarray] = []
+    resumed_from = None
+
+    every = cfg.checkpoint_every if checkpoint_dir is not None else None
+    if every is not None and accelerator is not None:
+        from accelerate.utils import DistributedType
+
+        if accelerator.distributed_type not in (DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+            raise W2SError(f"{desc}: finetune.checkpoint_every works single-process and under DDP, not under "
+                           f"{accelerator.distributed_type} (its weights and optimizer are sharded); unset it")
+    ckpt = broadcast_from_main(str(latest_checkpoint(checkpoint_dir, checkpoint_fp) or "") if every else "")
+    if ckpt:
+        s = load_checkpoint(Path(ckpt))
+        missing = set(s["trainable"]) - {k for k, _ in clf.named_parameters()}
+        if missing:
+            raise W2SError(f"{desc}: checkpoint {ckpt} has weights this model lacks: {sorted(missing)[:3]}")
+        clf.load_state_dict(s["trainable"], strict=False)
+        opt.load_state_dict(s["optimizer"])
+        sched.load_state_dict(s["scheduler"])
+        step, losses, tokens = int(s["step"]), list(s["losses"]), int(s["tokens"])
+        batches = [b.numpy() for b in s["batches"]]
+        window_probs, window_targets = list(s["window_probs"]), list(s["window_targets"])
+        curve = [{"step": c["step"], "probs": {k: v.numpy() for k, v in c["probs"].items()}} for c in s["curve"]]
+        gen.set_state(s["gen"])
+        set_rng_state(s["rng"])
+        resumed_from = step
+        log.info("%s: resuming from checkpoint %s (step %d of %d)", desc, ckpt, step, total)
+
+    model = clf
+    if accelerator is not None:
+        model, opt = accelerator.prepare(clf, opt)  # the schedule stays unwrapped: one step per optimizer step
+        params = [p for p in model.parameters() if p.requires_grad]
+    eval_model = _eval_module(model, accelerator)
+    final_probs = None
+
+    def save() -> None:
+        raw = accelerator.unwrap_model(model) if accelerator is not None else clf
+        if is_main_process():
+            state = {
+                "step": step, "losses": list(losses), "tokens": tokens,
+                "trainable": {k: v.detach().cpu().clone() for k, v in raw.named_parameters() if v.requires_grad},
+                "optimizer": (opt.optimizer if accelerator is not None else opt).state_dict(),
+                "scheduler": sched.state_dict(), "gen": gen.get_state(), "rng": rng_state(),
+                "batches": [torch.from_numpy(np.asarray(b, dtype=np.int64)) for b in batches],
+                "window_probs": [w.cpu() for w in window_probs], "window_targets": [w.cpu() for w in window_targets],
+                "curve": [{"step": c["step"], "probs": {k: torch.from_numpy(v) for k, v in c["probs"].items()}}
+                          for c in curve],
+            }
+            save_checkpoint(checkpoint_dir, step, state, checkpoint_fp)
+        barrier()
+
     with progress(total=total, desc=desc, unit="step") as bar:
+        bar.update(step)
         while step < total:
             if not batches:
                 batches = length_grouped_batches(lengths, micro, gen)
@@ -187,46 +389,104 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
             group = [batches.pop() for _ in range(min(accum, len(batches)))]
             n_group = sum(len(b) for b in group)
             step_loss = 0.0
-            for rows in group:
-                batch = tok.pad({"input_ids": [enc[i] for i in rows]}, return_tensors="pt").to(device)
-                tokens += int(batch["attention_mask"].sum())
-                t = y[rows].to(device)
+            for j, rows in enumerate(group):
+                local = shard(rows, R, P)  # this process's rows of the global micro-batch
+                run_rows = local if len(local) else rows[:1]  # an empty shard still joins the collectives
+                batch = tok.pad({"input_ids": [enc[i] for i in run_rows]}, return_tensors="pt").to(device)
+                if len(local):
+                    tokens += int(batch["attention_mask"].sum())
+                t = y[run_rows].to(device)  # (b, K)
                 short = math_attn and batch["input_ids"].shape[1] <= 128
-                with torch.autocast(**autocast), sdpa_kernel(SDPBackend.MATH) if short else nullcontext():
-                    logits = clf(batch["input_ids"], batch["attention_mask"])  # (B, K) fp32
-                window = (torch.cat(window_probs), torch.cat(window_targets)) if window_probs else None
-                loss = loss_fn(logits, t, step, total, window=window)
-                if not torch.isfinite(loss):
-                    raise W2SError(f"{desc}: loss is {loss.item()} at step {step}; lower finetune.lr or check labels")
-                (loss * (len(rows) / n_group)).backward()
-                step_loss += loss.item() * len(rows) / n_group
+                sync = accelerator is None or j == len(group) - 1
+                no_sync = accelerator.no_sync(model) if not sync else nullcontext()
+                with no_sync:
+                    with torch.autocast(**autocast), sdpa_kernel(SDPBackend.MATH) if short else nullcontext():
+                        logits = model(batch["input_ids"], batch["attention_mask"])  # (b, K) fp32
+                    probs = torch.softmax(logits.detach().float(), -1)[: len(local)]  # (b_local, K)
+                    prev = list(window_probs), list(window_targets)
+                    if P > 1:  # the whole micro-batch's predictions, in its order
+                        sizes = [len(shard(rows, q, P)) for q in range(P)]
+                        probs = unshard(gather_shards(probs, sizes, device), len(rows), P).to(probs.dtype)
+                        others = torch.tensor([i for i in range(len(rows)) if i % P != R], dtype=torch.long)
+                        if len(others):
+                            prev[0].append(probs[others.to(probs.device)])
+                            prev[1].append(y[rows[others.numpy()]].to(device))
+                    window = (torch.cat(prev[0]), torch.cat(prev[1])) if prev[0] else None
+                    loss = loss_fn(logits, t, step, total, window=window)
+                    if not torch.isfinite(loss):
+                        raise W2SError(f"{desc}: loss is {loss.item()} at step {step}; "
+                                       "lower finetune.lr or check labels")
+                    share = len(local) / n_group  # this shard's weight in the global batch (0 for a dummy)
+                    # DDP averages gradients over P processes: scale by P so that they sum instead
+                    scaled = loss * (share * P)
+                    if accelerator is not None:
+                        accelerator.backward(scaled)
+                    else:
+                        scaled.backward()
+                step_loss += loss.item() * len(local) / n_group
                 # keep the last effective batch of predictions (bounded) for batch-level thresholds
-                window_probs.append(torch.softmax(logits.detach().float(), -1))
-                window_targets.append(t)
+                window_probs.append(probs)
+                window_targets.append(y[rows].to(device))
                 while sum(len(w) for w in window_probs) > cfg.batch_size - micro and len(window_probs) > 1:
                     window_probs.pop(0)
                     window_targets.pop(0)
             if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                if accelerator is not None:
+                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                else:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
+            if P > 1:  # the global batch's loss: the shards' weighted losses summed
+                step_loss = float(all_reduce_sum(torch.tensor(step_loss, dtype=torch.float64, device=device)).item())
             losses.append(step_loss)
             step += 1
             bar.update(1)
-    return losses, tokens
+            if evaluate is not None and eval_every and (step % eval_every == 0 or step == total):
+                point = evaluate(eval_model)
+                curve.append({"step": step, "probs": point})
+                if step == total:
+                    final_probs = point
+            if every and step % every == 0 and step < total:
+                save()
+            if on_step is not None:
+                on_step(step)
+    if evaluate is not None and eval_every and final_probs is None:  # resumed at the end: evaluate now
+        final_probs = evaluate(eval_model)
+        if not curve or curve[-1]["step"] != step:
+            curve.append({"step": step, "probs": final_probs})
+    if P > 1:
+        tokens = int(all_reduce_sum(torch.tensor(tokens, device=device)).item())
+    return TrainRun(losses, tokens, model, curve, final_probs, resumed_from)
 
 
 @torch.inference_mode()
 def predict_texts(clf, tok, texts: list[str], cfg: FinetuneConfig, device: str, compute_dtype: str) -> np.ndarray:
-    """Class probabilities (N, K), batched by length."""
+    """Class probabilities (N, K), batched by length.
+
+    Under P processes, process r predicts batches r, r+P, ... (all run the same number of forward
+    passes, padding with a discarded repeat) and the rows are summed across processes, each
+    written by exactly one: every process returns the full (N, K) array.
+    """
+    head = clf.module.head if hasattr(clf, "module") and not hasattr(clf, "head") else clf.head
+    K = head.out_features
     if not texts:
-        return np.zeros((0, clf.head.out_features), dtype=np.float32)
+        return np.zeros((0, K), dtype=np.float32)
+    P, R = (world_size(), rank()) if torch.distributed.is_available() and torch.distributed.is_initialized() else (1, 0)
     enc = tok(texts, truncation=True, max_length=cfg.max_length, padding=False)["input_ids"]
     order = np.argsort([-len(x) for x in enc], kind="stable")
-    out = np.empty((len(texts), clf.head.out_features), dtype=np.float32)
+    out = torch.zeros((len(texts), K), dtype=torch.float32)
+    starts = list(range(0, len(texts), cfg.eval_batch_size))
+    mine = starts[R::P]
+    n_runs = -(-len(starts) // P)  # every process runs this many forward passes
     with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=compute_dtype == "bf16"):
-        for s in range(0, len(texts), cfg.eval_batch_size):
-            rows = order[s : s + cfg.eval_batch_size]
+        for j in range(n_runs):
+            real = j < len(mine)
+            rows = order[mine[j] if real else starts[0] :][: cfg.eval_batch_size]
             batch = tok.pad({"input_ids": [enc[i] for i in rows]}, return_tensors="pt").to(device)
-            out[rows] = torch.softmax(clf(batch["input_ids"], batch["attention_mask"]).float(), -1).cpu().numpy()
-    return out
+            p = torch.softmax(clf(batch["input_ids"], batch["attention_mask"]).float(), -1).cpu()  # (b, K)
+            if real:
+                out[torch.from_numpy(rows)] = p
+    if P > 1:
+        out = all_reduce_sum(out.to(device)).cpu()
+    return out.numpy()

@@ -62,13 +62,15 @@ class TrainResult:
 
 
 def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeConfig, seed: int,
-               desc: str = "train head") -> TrainResult:
+               desc: str = "train head", on_epoch: Callable[[int, int, Head], None] | None = None) -> TrainResult:
     """Fit a head on features ``x`` (N, C) to soft targets ``target`` (N, K) with AdamW minibatches.
 
     The data order comes from a generator seeded with ``seed``; a non-finite loss stops training
     with an error naming the stage (``desc``) and step, or, with ``cfg.skip_nonfinite``, skips that
     batch and counts it. A requested stop (first Ctrl-C under the CLI) takes effect after the
-    current step.
+    current step. ``on_epoch(epoch, step, head)``, if given, is called after each epoch (epoch
+    counts from 1, ``step`` is the optimizer steps so far) with the head in its current state, e.g.
+    to predict with every epoch's weights (early stopping); it must not modify the head.
     """
     from ..log import progress
     from ..safety import check_interrupt
@@ -124,6 +126,8 @@ def train_head(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeCon
                 check_interrupt(f"stage {desc} at step {step}")
             bar.update(per_epoch)
             losses.append(run / (per_epoch - bad) if bad < per_epoch else float("nan"))
+            if on_epoch is not None:
+                on_epoch(len(losses), step, head)
     if skipped == total and total > 0:
         raise W2SError(f"stage {desc}: every one of the {total} steps had a non-finite loss; "
                        "check the labels and features (try --set embed.dtype=fp32) or lower probe.lr")

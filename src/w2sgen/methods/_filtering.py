@@ -1,0 +1,142 @@
+"""Shared parts of the feature-probe label filters (``knn_filter``, ``logreg_filter``, ``topo_filter``).
+
+Each filter fits a probe on the STRONG model's frozen activations of the transfer set against the
+weak labels, scores every transfer example by how much the probe disagrees with its weak label, and
+then either drops the most-disagreeing examples or relabels them with the probe's prediction.
+
+Conventions (all arrays in transfer order):
+
+    x      (N, C)  strong features of the transfer examples
+    weak   (N, K)  the (soft) weak labels passed to select (after any earlier filter of a chain)
+    hard   (N,)    argmax of weak (ties: the lower class)
+    pred   (N, K)  the probe's out-of-fold prediction
+    score  (N,)    disagreement = 1 − pred[i, hard_i]
+
+Not registered as a method (the module name starts with ``_``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import W2SError
+
+ACTIONS = ("drop", "relabel")
+
+
+# --------------------------------------------------------------------------- config checks
+
+
+def check_action(method: str, action: str) -> None:
+    if action not in ACTIONS:
+        raise W2SError(f"method {method!r}: action must be 'drop' or 'relabel', got {action!r} "
+                       f"(--set {method}.action=drop)")
+
+
+def check_drop_frac(method: str, drop_frac: float) -> None:
+    if not 0 <= drop_frac < 1:
+        raise W2SError(f"method {method!r}: drop_frac must be in [0, 1), got {drop_frac!r} "
+                       f"(--set {method}.drop_frac=0.1)")
+
+
+def check_int(method: str, field: str, value: int, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise W2SError(f"method {method!r}: {field} must be an integer >= {low}, got {value!r} "
+                       f"(--set {method}.{field}=...)")
+
+
+# --------------------------------------------------------------------------- pure pieces
+
+
+def fold_ids(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    """``folds`` disjoint sorted position folds over ``n`` items: a permutation seeded by ``seed``
+    split evenly (the same split as ``StudentContext.folds``)."""
+    if not 2 <= folds <= n:
+        raise W2SError(f"k-fold: need 2 <= folds <= {n} transfer examples, got folds={folds}")
+    rng = np.random.default_rng([seed, 7919])
+    return [np.sort(f) for f in np.array_split(rng.permutation(n), folds)]
+
+
+def standardize(x: np.ndarray) -> np.ndarray:
+    """z-score each feature column over the rows (constant columns become 0). (N, C) -> (N, C) float64.
+
+    Uses no labels, so standardizing over all of transfer does not leak any label into a score."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(0)
+    return (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+
+
+def hard_labels(weak: np.ndarray) -> np.ndarray:
+    """argmax of the (N, K) weak labels -> (N,) int (ties go to the lower class)."""
+    return np.asarray(weak).argmax(-1)
+
+
+def disagreement(pred: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """score_i = 1 − pred[i, argmax_k weak_ik]. (N, K), (N, K) -> (N,)."""
+    h = hard_labels(weak)
+    return 1.0 - np.asarray(pred, dtype=np.float64)[np.arange(len(h)), h]
+
+
+def most_disagreeing(score: np.ndarray, drop_frac: float) -> np.ndarray:
+    """(N,) bool: the round(drop_frac · N) examples with the largest scores (ties: lower index first)."""
+    n = len(score)
+    m = int(round(drop_frac * n))
+    flag = np.zeros(n, dtype=bool)
+    if m > 0:
+        flag[np.argsort(-np.asarray(score), kind="stable")[:m]] = True
+    return flag
+
+
+def apply_action(action: str, weak: np.ndarray, flagged: np.ndarray, pred: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The filter's (keep (N,) bool, targets (N, K)).
+
+    drop:    keep = ¬flagged, targets = weak.
+    relabel: keep everything; a flagged example's target becomes the one-hot of the probe's argmax
+             (pred (N, K)), the others keep their weak label.
+    """
+    weak = np.asarray(weak, dtype=np.float32)
+    if action == "drop":
+        return ~flagged, weak
+    targets = weak.copy()
+    K = weak.shape[1]
+    targets[flagged] = np.eye(K, dtype=np.float32)[np.asarray(pred)[flagged].argmax(-1)]
+    return np.ones(len(weak), dtype=bool), targets
+
+
+# --------------------------------------------------------------------------- context side
+
+
+def transfer_features(ctx: Any) -> np.ndarray:
+    """The frozen strong model's cached activations of the transfer set, (N, C) in transfer order."""
+    return np.asarray(ctx.features(ctx.frozen_strong(), ctx.rows("transfer")))
+
+
+def stats(ctx: Any, action: str, weak: np.ndarray, flagged: np.ndarray, pred: np.ndarray,
+          keep: np.ndarray, targets: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """Facts about one filtering for the student's train.json.
+
+    ``probe_agree``: fraction of transfer where the probe's argmax equals the weak hard label.
+    ``analysis_gt`` (ground truth, recorded for analysis only; never used to select): accuracy of
+    the weak hard labels on the flagged and unflagged examples, of the out-of-fold probe, and of the
+    final targets on the kept examples.
+    """
+    h = hard_labels(weak)
+    p = np.asarray(pred).argmax(-1)
+    out: dict[str, Any] = {"action": action, "n": int(len(h)), "n_flagged": int(flagged.sum()),
+                           "n_kept": int(keep.sum()), "probe_agree": float((p == h).mean()), **extra}
+    try:
+        y = np.asarray(ctx.labels)[ctx.rows("transfer")]
+    except Exception:  # noqa: BLE001 - a context without ground truth records no analysis
+        return out
+
+    def acc(a: np.ndarray, m: np.ndarray) -> float | None:
+        return float((a[m] == y[m]).mean()) if m.any() else None
+
+    t = np.asarray(targets).argmax(-1)
+    out["analysis_gt"] = {"weak_acc_flagged": acc(h, flagged), "weak_acc_unflagged": acc(h, ~flagged),
+                          "weak_acc": acc(h, np.ones_like(flagged)), "probe_acc": acc(p, np.ones_like(flagged)),
+                          "target_acc_kept": acc(t, keep)}
+    return out

@@ -1,0 +1,219 @@
+"""``early_stop``: keep the student checkpoint that agrees best with the weak labels on val.
+
+Burns et al. (2023, §4.3.2 and appendix) show that students overfit their weak supervisor late in
+training, and report results with early stopping. Here the student is evaluated every ``every``
+epochs (probe mode) or every ``eval_steps`` optimizer steps (finetune mode) on transfer, val and
+test; the kept checkpoint is the one whose val predictions best match the *weak* labels on val
+(what a real user, who has no ground truth, can do). The checkpoint with the best ground-truth
+val accuracy (the oracle) is recorded for analysis only, with the test accuracy at both and the
+whole curve, in the student's ``train.json`` (``early_stop``). It composes with any loss
+(``logconf+early_stop``); alone it trains with ``xent``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import W2SError
+from .base import Method
+
+SELECT = ("weak_agreement", "weak_xent")
+
+
+@dataclass
+class EarlyStopConfig:
+    every: int = 1
+    """Probe mode: evaluate the head every N epochs (and after the last one)."""
+    eval_steps: int | None = None
+    """Finetune mode: evaluate every N optimizer steps (and at the end); None: about 10 evaluations
+    (max(1, round(total_steps / 10))). Each evaluation predicts transfer, val and test."""
+    select: str = "weak_agreement"
+    """How the kept checkpoint is chosen on val: weak_agreement (highest fraction of val examples
+    whose argmax matches the weak label's) or weak_xent (lowest cross-entropy to the weak soft
+    labels). Ties go to the earliest checkpoint (less time to imitate the supervisor's errors)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.every, int) or self.every < 1:
+            raise W2SError(f"method 'early_stop': every must be an integer >= 1 (epochs), got {self.every!r}")
+        if self.eval_steps is not None and (not isinstance(self.eval_steps, int) or self.eval_steps < 1):
+            raise W2SError(f"method 'early_stop': eval_steps must be an integer >= 1 or None (about 10 "
+                           f"evaluations), got {self.eval_steps!r}")
+        if self.select not in SELECT:
+            raise W2SError(f"method 'early_stop': select must be one of {', '.join(SELECT)}, got {self.select!r}")
+
+
+# --------------------------------------------------------------------------- core (pure)
+
+
+def agreement(probs: np.ndarray, ref: np.ndarray) -> float:
+    """Fraction of rows whose argmax matches: mean_i [argmax_k p_ik == argmax_k r_ik]. (n, K), (n, K) -> float."""
+    probs, ref = np.asarray(probs), np.asarray(ref)
+    if len(probs) == 0:
+        return float("nan")
+    return float((probs.argmax(-1) == ref.argmax(-1)).mean())
+
+
+def soft_xent(probs: np.ndarray, ref: np.ndarray, eps: float = 1e-7) -> float:
+    """Cross-entropy of ``probs`` to soft targets ``ref``: −mean_i Σ_k r_ik log max(p_ik, eps). (n, K), (n, K) -> float."""
+    probs, ref = np.asarray(probs, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if len(probs) == 0:
+        return float("nan")
+    return float(-(ref * np.log(np.clip(probs, eps, 1.0))).sum(-1).mean())
+
+
+def select_checkpoint(scores: Sequence[float], higher_is_better: bool = True) -> int:
+    """Index of the best score, the earliest on ties; NaN scores never win unless all are NaN (then 0).
+
+    ``scores`` (T,) are the checkpoints' validation scores in training order.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or len(s) == 0:
+        raise ValueError(f"select_checkpoint: need a non-empty 1-d list of scores, got shape {s.shape}")
+    s = s if higher_is_better else -s
+    s = np.where(np.isnan(s), -np.inf, s)
+    return int(np.argmax(s))  # argmax returns the first maximum
+
+
+def eval_epochs(epochs: int, every: int) -> list[int]:
+    """Epochs (counted from 1) after which the head is evaluated: multiples of ``every`` and the last."""
+    return [e for e in range(1, epochs + 1) if e % every == 0 or e == epochs]
+
+
+def default_eval_steps(total: int) -> int:
+    """About 10 evaluations over ``total`` optimizer steps: max(1, round(total / 10))."""
+    return max(1, round(total / 10))
+
+
+def score_curve(val: Sequence[np.ndarray], test: Sequence[np.ndarray], weak_val: np.ndarray, y_val: np.ndarray,
+                y_test: np.ndarray) -> list[dict[str, float]]:
+    """Per checkpoint: val agreement and cross-entropy with the weak labels, val and test accuracy.
+
+    ``val[t]`` (n_val, K) and ``test[t]`` (n_test, K) are checkpoint t's probabilities;
+    ``weak_val`` (n_val, K) the weak labels on val; ``y_val``, ``y_test`` ground-truth classes.
+    """
+    def acc(p: np.ndarray, y: np.ndarray) -> float:
+        return float((np.asarray(p).argmax(-1) == y).mean()) if len(y) else float("nan")
+
+    return [{"val_weak_agreement": agreement(v, weak_val), "val_weak_xent": soft_xent(v, weak_val),
+             "val_acc": acc(v, y_val), "test_acc": acc(t, y_test)} for v, t in zip(val, test)]
+
+
+def choose(curve: list[dict[str, float]], select: str) -> tuple[int, int]:
+    """(index kept by ``select`` from weak-label scores, oracle index by ground-truth val accuracy)."""
+    if select == "weak_agreement":
+        kept = select_checkpoint([c["val_weak_agreement"] for c in curve])
+    elif select == "weak_xent":
+        kept = select_checkpoint([c["val_weak_xent"] for c in curve], higher_is_better=False)
+    else:
+        raise ValueError(f"unknown select rule {select!r}")
+    return kept, select_checkpoint([c["val_acc"] for c in curve])
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _weak_val(ctx: Any, plan: Any) -> np.ndarray:
+    """The supervision's probabilities on val (a ``labels`` part's, else the weak floor's)."""
+    sup = plan.supervision
+    if sup is None or sup is ctx.floor:
+        return ctx.weak_probs("val")
+    p = sup.probs("val", ctx.ids("val"))
+    if p is None:
+        raise W2SError("early_stop: the supervision does not cover the val split; it needs the weak labels there")
+    return p
+
+
+def _record(cfg: EarlyStopConfig, points: list[dict[str, Any]], curve: list[dict[str, float]], kept: int,
+            oracle: int, unit: str) -> dict[str, Any]:
+    full = [dict(p, **c) for p, c in zip(points, curve)]
+    return {"select": cfg.select, "ties": "earliest", "unit": unit, "n_points": len(full),
+            "selected": dict(full[kept], index=kept), "oracle": dict(full[oracle], index=oracle),
+            "last": dict(full[-1], index=len(full) - 1), "curve": full}
+
+
+def _train(cfg: EarlyStopConfig, ctx: Any, plan: Any):
+    from ..protocol import PREDICT_SPLITS, StageResult, _load_stage, _save_stage
+
+    side = ctx.strong
+    weak_val = _weak_val(ctx, plan)
+    y = {s: ctx.labels[ctx.rows(s)] for s in ("val", "test")}
+    t0 = time.time()
+
+    if side.cfg.mode == "probe":
+        from ..train.probe import predict, train_head
+
+        def build(d: Path) -> None:
+            x = ctx.features(side, plan.rows)  # (n, C)
+            feats = {s: ctx.features(side, ctx.rows(s)) for s in PREDICT_SPLITS}
+            want = set(eval_epochs(side.cfg.probe.epochs, cfg.every))
+            points: list[dict[str, Any]] = []
+            probs: list[dict[str, np.ndarray]] = []
+            heads: list[dict[str, Any]] = []
+
+            def on_epoch(epoch: int, step: int, head) -> None:
+                if epoch in want:
+                    points.append({"epoch": epoch, "step": step})
+                    probs.append({s: predict(head, feats[s]) for s in PREDICT_SPLITS})
+                    heads.append({k: v.detach().clone() for k, v in head.state_dict().items()})
+
+            res = train_head(x, plan.target, plan.loss_fn, side.cfg.probe, ctx.seed,
+                             desc=f"student ({side.model.name})", on_epoch=on_epoch)
+            curve = score_curve([p["val"] for p in probs], [p["test"] for p in probs], weak_val, y["val"], y["test"])
+            kept, oracle = choose(curve, cfg.select)
+            _save_stage(d, ctx.task, ctx.splits, probs[kept], {"head.safetensors": heads[kept]},
+                        {"losses": res.losses, "steps": res.steps, "skipped_steps": res.skipped,
+                         "train_wall_s": time.time() - t0, **plan.info,
+                         "early_stop": _record(cfg, points, curve, kept, oracle, "epoch")})
+
+        entry, hit = ctx.cache.get_or_build("student", plan.inputs, build)
+    else:
+        from ..store.cache import stage_key
+        from ..train.distributed import get_or_build_shared
+        from ..train.finetune import finetune, total_steps
+
+        fcfg = side.cfg.finetune
+        every = cfg.eval_steps or default_eval_steps(total_steps(len(plan.rows), fcfg))
+        texts = ctx.task.frame["text"].tolist()
+        ckpt_dir = ctx.cache.root / "checkpoints" / "student" / stage_key(plan.inputs)
+
+        def train():
+            return finetune(
+                side.model, [texts[i] for i in plan.rows], plan.target, plan.loss_fn, fcfg, seed=ctx.seed,
+                num_classes=ctx.num_classes, pooling=side.pooling, layer=side.layer,
+                eval_sets={s: [texts[i] for i in ctx.rows(s)] for s in PREDICT_SPLITS}, device=side.device,
+                compute_dtype=side.dtype, trust_remote_code=side.cfg.trust_remote_code,
+                desc=f"student ({side.model.name})", checkpoint_dir=ckpt_dir, eval_every=every,
+            )
+
+        def build(d: Path) -> None:
+            res = train()
+            if not res.curve:
+                raise RuntimeError("early_stop: finetune returned no evaluation curve")
+            points = [{"step": c["step"]} for c in res.curve]
+            curve = score_curve([c["probs"]["val"] for c in res.curve], [c["probs"]["test"] for c in res.curve],
+                                weak_val, y["val"], y["test"])
+            kept, oracle = choose(curve, cfg.select)
+            info = {"losses": res.losses, **res.info, **plan.info, "eval_steps": every,
+                    "weights": "not stored (the kept checkpoint's weights are not kept by finetune)",
+                    "early_stop": _record(cfg, points, curve, kept, oracle, "step")}
+            _save_stage(d, ctx.task, ctx.splits, res.curve[kept]["probs"], {}, info)
+
+        _ = side.meta  # resolves device and dtype
+        entry, hit = get_or_build_shared(ctx.cache, "student", plan.inputs, build, train, cleanup=ckpt_dir)
+    preds, info = _load_stage(entry)
+    return StageResult("student", preds, info, hit, entry.name, time.time() - t0)
+
+
+METHOD = Method(
+    name="early_stop",
+    description="Evaluate the student during training and keep the checkpoint agreeing best with the weak labels on val (oracle choice recorded).",
+    config_cls=EarlyStopConfig,
+    kind="train",
+    train_fn=_train,
+)
