@@ -124,3 +124,27 @@ def write_toy_task(path: Path, n: int = 120) -> Path:
         rows.append({"text": f"{city} {filler} {neg} {i}", "label": 0, "group": f"g{i}"})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def toy_config(task, weak, strong, out, **kw):
+    """A one-seed probe-mode RunConfig on the toy task's tiny splits (40/40/20/20), heads trained briefly."""
+    from w2sgen.config import RunConfig, SplitConfig
+
+    cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), seeds=[0],
+                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), **kw)
+    cfg.probe.epochs = 5
+    cfg.probe.lr = 1e-2
+    return cfg
+
+
+def build_tiny_lm(path: Path, family: str = "llama", seed: int = 0) -> Path:
+    """A tiny random causal LM (with its LM head) and the word-level tokenizer of the tiny models."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tok = _tiny_tokenizer(path)
+    torch.manual_seed(seed)
+    cfg = tiny_config(family, len(tok))
+    cfg.pad_token_id = tok.pad_token_id
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
+    return path

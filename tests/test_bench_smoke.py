@@ -68,4 +68,4 @@ def test_methods_bench_smoke(capsys, tmp_path):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "sst2 · encoder pair" in out and "confidence_filter" in out
-    assert re.search(r"encoder\s+confidence_filter\s+2\s+[+-]\d\.\d\d \[[+-]\d\.\d\d, [+-]\d\.\d\d\]", out), out
+    assert re.search(r"encoder\s+confidence_filter\s+2\s+[+-]\d+\.\d \[\s*[+-]\d+\.\d,\s+[+-]\d+\.\d\]", out), out

@@ -506,6 +506,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; completed stages are cached: rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "torch" in sys.modules:  # under accelerate/torchrun
+            from .train.distributed import shutdown
+
+            shutdown()
 
 
 if __name__ == "__main__":

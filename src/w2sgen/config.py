@@ -34,6 +34,9 @@ class SplitConfig:
     """Subsample the task to at most this many examples (by group) before splitting. For a task with
     its own test pool and a count n_test, the test split takes its n_test (at most half the budget)
     from that pool and the train pool gets the rest."""
+    pool_seed: int | None = None
+    """Seed of the max_examples subsample alone: with it, every seed draws its splits from the same
+    subsample (so they share texts and the activation cache); None: the split seed draws both."""
 
 
 @dataclass

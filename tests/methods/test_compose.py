@@ -6,10 +6,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import write_toy_task
+from conftest import toy_config, write_toy_task
 
 import w2sgen
-from w2sgen.config import RunConfig, SplitConfig
+from w2sgen.config import RunConfig
 from w2sgen.errors import W2SError
 from w2sgen.methods import METHODS, Method
 from w2sgen.methods.base import KINDS
@@ -78,12 +78,7 @@ def test_keys_of_composed_students_differ_from_their_parts():
 
 
 def _config(tmp_path, weak, strong, methods, **kw) -> RunConfig:
-    toy = write_toy_task(tmp_path / "toy.jsonl")
-    cfg = RunConfig(task=str(toy), weak=str(weak), strong=str(strong), out=str(tmp_path / "out"), seeds=[0],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), methods=methods, **kw)
-    cfg.probe.epochs = 5
-    cfg.probe.lr = 1e-2
-    return cfg
+    return toy_config(write_toy_task(tmp_path / "toy.jsonl"), weak, strong, tmp_path / "out", methods=methods, **kw)
 
 
 def test_composed_filter_and_loss_train_the_filtered_rows_with_the_loss(tmp_path, tiny_encoders, cache_dir):

@@ -6,27 +6,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from conftest import _tiny_tokenizer, tiny_config, write_toy_task
+from conftest import build_tiny_lm, toy_config, write_toy_task
 
 import w2sgen
-from w2sgen.config import FinetuneConfig, RunConfig, SplitConfig
+from w2sgen.config import FinetuneConfig
 from w2sgen.errors import W2SError
 from w2sgen.methods import METHODS
 from w2sgen.models import resolve_model
 from w2sgen.models.lm import lm_finetune, lm_loss, load_causal_lm, save_causal_lm
-
-
-def build_tiny_lm(path, family: str = "llama", seed: int = 0):
-    """A tiny random causal LM (with its LM head) and the conftest word-level tokenizer."""
-    from transformers import AutoModelForCausalLM
-
-    tok = _tiny_tokenizer(path)
-    torch.manual_seed(seed)
-    cfg = tiny_config(family, len(tok))
-    cfg.pad_token_id = tok.pad_token_id
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +45,7 @@ def test_bad_settings_are_user_errors(bad):
         METHODS.get("generative").config(bad)
 
 
-def _config(task, weak, strong, out, **kw) -> RunConfig:
-    cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), seeds=[0],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), **kw)
-    cfg.probe.epochs = 5
-    cfg.probe.lr = 1e-2
-    return cfg
+_config = toy_config
 
 
 def _lm_entries(cache_dir):

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import build_tiny_encoder, write_toy_task
+from conftest import build_tiny_encoder, toy_config, write_toy_task
 
 import w2sgen
 from w2sgen.config import RunConfig, SplitConfig
@@ -190,12 +190,7 @@ def test_s2s_relabels_out_of_fold():
 # --------------------------------------------------------------------------- end to end (tiny random encoders)
 
 
-def _config(task, weak, strong, out, **kw) -> RunConfig:
-    cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), seeds=[0],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), **kw)
-    cfg.probe.epochs = 5
-    cfg.probe.lr = 1e-2
-    return cfg
+_config = toy_config
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import write_toy_task
+from conftest import toy_config, write_toy_task
 
 import w2sgen
-from w2sgen.config import FinetuneConfig, RunConfig, SplitConfig, apply_overrides
+from w2sgen.config import FinetuneConfig, RunConfig, apply_overrides
 from w2sgen.errors import W2SError
 from w2sgen.methods import METHODS
 from w2sgen.methods.confidence_filter import keep_mask
@@ -94,12 +94,7 @@ def test_set_overrides_reach_the_new_methods():
 # --------------------------------------------------------------------------- end to end (tiny random encoders)
 
 
-def _config(task, weak, strong, out, **kw) -> RunConfig:
-    cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), seeds=[0],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), **kw)
-    cfg.probe.epochs = 5
-    cfg.probe.lr = 1e-2
-    return cfg
+_config = toy_config
 
 
 @pytest.fixture(scope="module")

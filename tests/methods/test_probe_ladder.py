@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_toy_task
+from conftest import toy_config, write_toy_task
 
 import w2sgen
-from w2sgen.config import FinetuneConfig, RunConfig, SplitConfig
+from w2sgen.config import FinetuneConfig, RunConfig
 from w2sgen.errors import W2SError
 from w2sgen.methods import METHODS
 from w2sgen.methods.compose import parse
@@ -38,12 +38,7 @@ def test_accuracy_and_settings():
         parse("probe_ladder+logconf")
 
 
-def _config(task, weak, strong, out, **kw) -> RunConfig:
-    cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), seeds=[0],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), **kw)
-    cfg.probe.epochs = 5
-    cfg.probe.lr = 1e-2
-    return cfg
+_config = toy_config
 
 
 def _preds(rec, name: str) -> pd.DataFrame:

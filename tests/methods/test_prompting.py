@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
-from conftest import _tiny_tokenizer, tiny_config, write_toy_task
+from conftest import build_tiny_lm, toy_config, write_toy_task
 
 import w2sgen
 from w2sgen.config import RunConfig, SplitConfig
@@ -24,18 +26,6 @@ from w2sgen.models.lm import (
     require_decoder,
     score_label_words,
 )
-
-
-def build_tiny_lm(path, family: str = "llama", seed: int = 0):
-    """A tiny random causal LM (with its LM head) and the conftest word-level tokenizer."""
-    from transformers import AutoModelForCausalLM
-
-    tok = _tiny_tokenizer(path)
-    torch.manual_seed(seed)
-    cfg = tiny_config(family, len(tok))
-    cfg.pad_token_id = tok.pad_token_id
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +60,33 @@ def test_label_word_scores_equal_a_hand_computation(tmp_path, family, words):
     p = label_probs(got)
     np.testing.assert_allclose(p, torch.softmax(torch.tensor(got), dim=1).numpy(), atol=1e-6)
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("family, words", [("llama", [" false", " true"]), ("llama", [" false", " good movie"]),
+                                           ("gpt2", [" false", " good movie"])])
+def test_a_shared_prefix_runs_once_and_scores_the_same(tmp_path, family, words, monkeypatch):
+    """Few-shot prompts share their demonstrations: their keys and values are computed once per call
+    (a cache the batches extend). The scores equal those of running every prompt whole."""
+    import w2sgen.models.lm as lm_mod
+
+    path = build_tiny_lm(tmp_path / family, family)
+    lm = load_causal_lm(resolve_model(str(path)))
+    shots = "paris is in france . true\n\nrome is in spain . false\n\noslo is in norway . true\n\n"
+    prompts = [shots + q for q in ["lima is in peru .", "the movie", "good film : 1 2 3 4 5 6", "oslo"]]
+    calls = []
+    real = lm.model.forward
+
+    @functools.wraps(real)  # keeps the signature (which names the cache argument)
+    def spy(*a, **kw):
+        calls.append(kw["input_ids"].shape[1])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(lm.model, "forward", spy)
+    reused = score_label_words(lm, prompts, words, batch_size=3)
+    assert calls[0] >= lm_mod.MIN_SHARED and max(calls[1:]) < calls[0]  # the prefix once, then short tails
+    monkeypatch.setattr(lm_mod, "MIN_SHARED", 10**9)  # off: every prompt runs whole
+    whole = score_label_words(lm, prompts, words, batch_size=3)
+    np.testing.assert_allclose(reused, whole, atol=1e-4)
 
 
 def test_label_probs_is_the_softmax_over_words():
@@ -131,12 +148,7 @@ def test_an_encoder_is_refused(tiny_encoders, tiny_lm):
 # --------------------------------------------------------------------------- end to end
 
 
-def _config(task, weak, strong, out, **kw) -> RunConfig:
-    cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), seeds=[0],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), **kw)
-    cfg.probe.epochs = 5
-    cfg.probe.lr = 1e-2
-    return cfg
+_config = toy_config
 
 
 def test_end_to_end_prompting(tmp_path, tiny_encoders, tiny_lm, cache_dir):

@@ -312,3 +312,21 @@ def test_max_examples_leaves_the_train_pool_its_share_when_the_test_pool_is_larg
     sizes = make_splits(task, cfg, 0).sizes()
     assert sizes == {"weak_train": 300, "transfer": 400, "val": 100, "test": 200}
     assert (task.frame["pool"].to_numpy()[make_splits(task, cfg, 0)["test"]] == "test").all()
+
+
+@pytest.mark.parametrize("n_test", [0, 1500])
+def test_pool_seed_fixes_the_subsample_and_the_seed_still_draws_the_splits(n_test):
+    task = singleton_task(5000, n_test=n_test)
+    cfg = SplitConfig(n_weak_train=200, n_transfer=300, n_val=50, n_test=150, max_examples=1000, pool_seed=7)
+    used = []
+    for seed in range(4):
+        sp = make_splits(task, cfg, seed)
+        assert sp.sizes() == {"weak_train": 200, "transfer": 300, "val": 50, "test": 150}
+        used.append(set(np.concatenate([sp[s] for s in SPLITS]).tolist()))
+    pool = set().union(*used)
+    assert len(pool) <= 1000  # every seed draws inside one subsample of at most max_examples
+    assert len({frozenset(u) for u in used}) > 1  # ... and the splits still change with the seed
+    without = set().union(*(set(np.concatenate([make_splits(task, SplitConfig(
+        n_weak_train=200, n_transfer=300, n_val=50, n_test=150, max_examples=1000), s)[x] for x in SPLITS]).tolist())
+        for s in range(4)))
+    assert len(without) > len(pool)  # without pool_seed each seed subsamples anew

@@ -54,6 +54,9 @@ WORKER = textwrap.dedent('''
     out["resume/probs/test"] = res.probs["test"]
     out["resume/from"] = np.array(res.info.get("resumed_from_step", -1))
     np.savez(f"{sys.argv[3]}/rank{rank()}.npz", **out)
+    from w2sgen.train.distributed import shutdown
+
+    shutdown()
 ''')
 
 # name -> (family, FinetuneConfig kwargs)

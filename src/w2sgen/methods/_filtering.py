@@ -140,3 +140,12 @@ def stats(ctx: Any, action: str, weak: np.ndarray, flagged: np.ndarray, pred: np
                           "weak_acc": acc(h, np.ones_like(flagged)), "probe_acc": acc(p, np.ones_like(flagged)),
                           "target_acc_kept": acc(t, keep)}
     return out
+
+
+def filter_by_probe(cfg: Any, weak: np.ndarray, pred: np.ndarray, ctx: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The common end of the probe filters: flag the ``cfg.drop_frac`` examples whose out-of-fold probe
+    prediction ``pred`` (N, K) disagrees most with the weak labels, apply ``cfg.action``, and describe
+    it: (keep (N,), targets (N, K), stats)."""
+    flagged = most_disagreeing(disagreement(pred, weak), cfg.drop_frac)
+    keep, targets = apply_action(cfg.action, weak, flagged, pred)
+    return keep, targets, stats(ctx, cfg.action, weak, flagged, pred, keep, targets)

@@ -179,21 +179,7 @@ class StudentContext:
             inputs: dict[str, Any] | None = None, seed: int | None = None) -> np.ndarray:
         """Out-of-fold predictions (n, K) on ``rows`` (transfer rows): for each of ``k`` folds a model
         trained on the other folds predicts it, so no example is labelled by a model that saw it."""
-        transfer = self.rows("transfer")
-        pos = {int(r): i for i, r in enumerate(transfer)}
-        if any(int(r) not in pos for r in rows):
-            raise ValueError("oof: rows must be transfer rows (the stages predict transfer, val and test)")
-        target = np.asarray(target, dtype=np.float32)
-        out = np.zeros((len(rows), self.num_classes), dtype=np.float32)
-        t_ids = self.ids("transfer")
-        for f, held in enumerate(self.folds(len(rows), k, seed)):
-            train = np.setdiff1d(np.arange(len(rows)), held)
-            st = self.train(stage, side, rows[train], target[train], loss_fn,
-                            inputs=dict(inputs or {}, fold=f, folds=k), seed=seed)
-            p = st.probs("transfer", t_ids)  # (n_transfer, K)
-            assert p is not None
-            out[held] = p[[pos[int(r)] for r in rows[held]]]
-        return out
+        return self.oof_eval(stage, side, rows, target, loss_fn, k, inputs, seed)[0]
 
     def oof_eval(self, stage: str, side: ModelSide, rows: np.ndarray, target: np.ndarray, loss_fn: Any, k: int,
                  inputs: dict[str, Any] | None = None, seed: int | None = None
@@ -204,7 +190,7 @@ class StudentContext:
         transfer = self.rows("transfer")
         pos = {int(r): i for i, r in enumerate(transfer)}
         if any(int(r) not in pos for r in rows):
-            raise ValueError("oof_eval: rows must be transfer rows (the stages predict transfer, val and test)")
+            raise ValueError("oof: rows must be transfer rows (the stages predict transfer, val and test)")
         rows = np.asarray(rows)
         target = np.asarray(target, dtype=np.float32)
         out = np.zeros((len(rows), self.num_classes), dtype=np.float32)

@@ -65,9 +65,7 @@ def knn_scores(x: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int)
 def _select(cfg: KnnFilterConfig, weak: np.ndarray, ctx: Any):
     x = F.transfer_features(ctx)
     pred = knn_scores(x, weak, cfg.k, cfg.folds, ctx.seed)
-    flagged = F.most_disagreeing(F.disagreement(pred, weak), cfg.drop_frac)
-    keep, targets = F.apply_action(cfg.action, weak, flagged, pred)
-    return keep, targets, F.stats(ctx, cfg.action, weak, flagged, pred, keep, targets)
+    return F.filter_by_probe(cfg, weak, pred, ctx)
 
 
 METHOD = Method(

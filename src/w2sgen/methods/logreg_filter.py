@@ -74,9 +74,7 @@ def logreg_scores(x: np.ndarray, hard: np.ndarray, num_classes: int, C: float, f
 def _select(cfg: LogregFilterConfig, weak: np.ndarray, ctx: Any):
     x = F.transfer_features(ctx)
     pred = logreg_scores(x, F.hard_labels(weak), weak.shape[1], cfg.C, cfg.folds, ctx.seed, cfg.max_iter)
-    flagged = F.most_disagreeing(F.disagreement(pred, weak), cfg.drop_frac)
-    keep, targets = F.apply_action(cfg.action, weak, flagged, pred)
-    return keep, targets, F.stats(ctx, cfg.action, weak, flagged, pred, keep, targets)
+    return F.filter_by_probe(cfg, weak, pred, ctx)
 
 
 METHOD = Method(

@@ -147,23 +147,70 @@ def word_ids(tok: Any, words: list[str]) -> list[list[int]]:
     return out
 
 
-def _batches(model: Any, seqs: list[list[int]], *, pad_id: int, device: str, batch_size: int, dtype: str):
-    """Yield (positions into ``seqs``, log-softmax (B, L, V) float32) of length-sorted, right-padded batches."""
+MIN_SHARED = 16
+"""Leading tokens shared by every sequence from which their keys and values are computed once."""
+
+
+def shared_prefix(seqs: list[list[int]], limit: int) -> int:
+    """Length of the longest token prefix common to all ``seqs``, at most ``limit``."""
+    if not seqs:
+        return 0
+    n = min(limit, *(len(s) for s in seqs))
+    first = seqs[0]
+    for i in range(n):
+        t = first[i]
+        if any(s[i] != t for s in seqs):
+            return i
+    return n
+
+
+def _batches(model: Any, seqs: list[list[int]], *, pad_id: int, device: str, batch_size: int, dtype: str,
+             reuse: int = 0):
+    """Yield (positions into ``seqs``, log-softmax (B, L − shift, V) float32, shift) of length-sorted,
+    right-padded batches; row r's position j is the token at j + shift of its sequence (shift =
+    ``reuse`` when the cache was used, else 0).
+
+    ``reuse``: leading tokens common to every sequence (a few-shot prompt's demonstrations): their
+    keys and values are computed once and each batch runs only the rest (exact: the same causal
+    attention over the same tokens; used when ``reuse`` >= MIN_SHARED and the model has a cache).
+    """
+    import copy
+
     import torch
 
     order = np.argsort([len(s) for s in seqs], kind="stable")
     autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     with torch.inference_mode(), autocast:
+        cache = None
+        if reuse >= MIN_SHARED:
+            prefix = torch.tensor([seqs[0][:reuse]], device=device)  # (1, P)
+            out = model(input_ids=prefix, use_cache=True)
+            cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)  # transformers 5 / 4
+            if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+                cache = None
+            import inspect
+
+            cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        if cache is None:
+            reuse = 0
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
-            L = max(len(seqs[i]) for i in idx)
+            L = max(len(seqs[i]) for i in idx) - reuse
             ids = torch.full((len(idx), L), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), L), dtype=torch.long)
+            mask = torch.zeros((len(idx), reuse + L), dtype=torch.long)
+            mask[:, :reuse] = 1
             for r, i in enumerate(idx):
-                ids[r, :len(seqs[i])] = torch.tensor(seqs[i])
-                mask[r, :len(seqs[i])] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (B, L, V)
-            yield idx, torch.log_softmax(logits.float(), dim=-1)
+                tail = seqs[i][reuse:]
+                ids[r, :len(tail)] = torch.tensor(tail)
+                mask[r, reuse:reuse + len(tail)] = 1
+            kw: dict[str, Any] = {}
+            if cache is not None:
+                past = copy.deepcopy(cache)
+                past.batch_repeat_interleave(len(idx))
+                pos = torch.arange(reuse, reuse + L).unsqueeze(0).expand(len(idx), L)  # (B, L)
+                kw = {cache_arg: past, "position_ids": pos.to(device), "use_cache": True}
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kw).logits  # (B, L, V)
+            yield idx, torch.log_softmax(logits.float(), dim=-1), reuse
 
 
 def _clip_left(seqs: list[list[int]], starts: list[int], max_length: int | None) -> tuple[list[list[int]], list[int]]:
@@ -189,11 +236,13 @@ def sequence_logprobs(model: Any, seqs: list[list[int]], starts: list[int], *, p
 
     seqs, starts = _clip_left(seqs, starts, max_length)
     out = np.zeros(len(seqs), dtype=np.float64)
-    for idx, logp in _batches(model, seqs, pad_id=pad_id, device=device, batch_size=batch_size, dtype=dtype):
+    reuse = shared_prefix(seqs, min(starts) - 1) if seqs else 0
+    for idx, logp, shift in _batches(model, seqs, pad_id=pad_id, device=device, batch_size=batch_size,
+                                     dtype=dtype, reuse=reuse):
         for r, i in enumerate(idx):
             n = len(seqs[i])
             tgt = torch.tensor(seqs[i][starts[i]:], device=logp.device)  # the scored tokens
-            out[i] = logp[r, starts[i] - 1:n - 1].gather(-1, tgt.unsqueeze(-1)).sum().item()
+            out[i] = logp[r, starts[i] - 1 - shift:n - 1 - shift].gather(-1, tgt.unsqueeze(-1)).sum().item()
     return out
 
 
@@ -206,9 +255,11 @@ def next_token_logprobs(model: Any, seqs: list[list[int]], targets: list[int], *
     if max_length is not None:
         seqs = [s[-(max_length - 1):] if len(s) > max_length - 1 else s for s in seqs]
     out = np.zeros((len(seqs), len(targets)), dtype=np.float64)
-    for idx, logp in _batches(model, seqs, pad_id=pad_id, device=device, batch_size=batch_size, dtype=dtype):
+    reuse = shared_prefix(seqs, min(len(s) for s in seqs) - 1) if seqs else 0
+    for idx, logp, shift in _batches(model, seqs, pad_id=pad_id, device=device, batch_size=batch_size,
+                                     dtype=dtype, reuse=reuse):
         for r, i in enumerate(idx):
-            out[i] = logp[r, len(seqs[i]) - 1, targets].double().cpu().numpy()
+            out[i] = logp[r, len(seqs[i]) - 1 - shift, targets].double().cpu().numpy()
     return out
 
 

@@ -88,6 +88,11 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
     for g in groups:
         if len(set(pools[g])) > 1:
             raise W2SError(f"task {task.name!r}: group {frame['group'].iloc[g[0]]!r} spans the train and test pools")
+    if cfg.max_examples is not None and cfg.pool_seed is not None:
+        # the subsample is drawn by pool_seed alone (before the split draw): the splits inside it vary
+        ranked = np.random.default_rng([cfg.pool_seed, 104729]).permutation(len(groups)).tolist()
+        keep = _pool_subsample(groups, ranked, cfg.max_examples, pools, cfg)
+        groups = [g for i, g in enumerate(groups) if i in keep]
     perm = rng.permutation(len(groups))
     groups = [groups[i] for i in perm]
 
@@ -139,6 +144,27 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
             )
         result[name] = idx
     return Splits(result, split_seed)
+
+
+def _pool_subsample(groups: list[np.ndarray], ranked: list[int], budget: int, pools: np.ndarray,
+                    cfg: SplitConfig) -> set[int]:
+    """The groups (indices) a fixed subsample keeps, taken in the pool draw's order ``ranked`` until
+    ``budget`` examples: for a task with its own test pool and a count n_test, test groups only up to
+    min(n_test, budget // 2) examples, so that the test split is the same for every split seed."""
+    cap_test = min(cfg.n_test, budget // 2) if isinstance(cfg.n_test, int) else None
+    keep: set[int] = set()
+    n_train = n_test = 0
+    for i in ranked:
+        if n_train + n_test >= budget:
+            break
+        if pools[groups[i][0]] == "test" and cap_test is not None:
+            if n_test < cap_test:
+                keep.add(i)
+                n_test += len(groups[i])
+        else:
+            keep.add(i)
+            n_train += len(groups[i])
+    return keep
 
 
 def _take_groups(groups: list[np.ndarray], n: int) -> tuple[list[np.ndarray], int]:

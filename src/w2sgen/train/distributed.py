@@ -54,6 +54,17 @@ def ensure_process_group() -> None:
         PartialState(cpu=not torch.cuda.is_available())
 
 
+def shutdown() -> None:
+    """Leave the process group cleanly: every rank meets, then the group is destroyed (else a rank
+    may abort at exit while the backend's threads still run). No-op without a group."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
 def barrier() -> None:
     """Wait for every process (no-op when single-process)."""
     if is_distributed():
