@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -148,3 +149,17 @@ def build_tiny_lm(path: Path, family: str = "llama", seed: int = 0) -> Path:
     cfg.pad_token_id = tok.pad_token_id
     AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
     return path
+
+
+def toy_texts(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Texts and labels (n,) of a word-identity task (good/great vs bad/awful among filler words)."""
+    rng = np.random.default_rng(seed)
+    fillers = ["the", "a", "movie", "film", "city", "of", "paris", "rome"]
+    texts, labels = [], []
+    for _ in range(n):
+        y = int(rng.integers(2))
+        words = list(rng.choice(fillers, int(rng.integers(2, 6)))) + [rng.choice(["good", "great"] if y else ["bad", "awful"])]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(y)
+    return texts, np.array(labels)

@@ -153,17 +153,24 @@ def _save_stage(d: Path, task: TaskData, splits: Splits, probs: dict[str, np.nda
     from .store.atomic import atomic_write_json
 
     ids = task.frame["id"].to_numpy()
-    frame = pd.DataFrame({
-        "id": np.concatenate([ids[splits[s]] for s in PREDICT_SPLITS]),
-        "split": np.concatenate([[s] * len(splits[s]) for s in PREDICT_SPLITS]),
-    })
-    stacked = np.concatenate([probs[s] for s in PREDICT_SPLITS])  # (N, K)
-    for k in range(stacked.shape[1]):
-        frame[f"prob_{k}"] = stacked[:, k].astype(np.float32)
-    frame.to_parquet(d / "predictions.parquet", index=False)
+    predictions_frame({s: ids[splits[s]] for s in PREDICT_SPLITS}, probs).to_parquet(
+        d / "predictions.parquet", index=False)
     for name, tensors in weights.items():
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(d / name))
     atomic_write_json(d / "train.json", info)
+
+
+def predictions_frame(ids: dict[str, Any], probs: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The stage prediction table: columns id, split, prob_0..prob_{K-1} (float32), rows of
+    PREDICT_SPLITS in order; ``ids[s]`` and ``probs[s]`` (n_s, K) are aligned."""
+    frame = pd.DataFrame({
+        "id": np.concatenate([np.asarray(ids[s]) for s in PREDICT_SPLITS]),
+        "split": np.concatenate([[s] * len(ids[s]) for s in PREDICT_SPLITS]),
+    })
+    stacked = np.concatenate([np.asarray(probs[s]) for s in PREDICT_SPLITS])  # (N, K)
+    for k in range(stacked.shape[1]):
+        frame[f"prob_{k}"] = stacked[:, k].astype(np.float32)
+    return frame
 
 
 def _load_stage(d: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -230,10 +237,15 @@ def train_stage(
 def finetune_stage(
     cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
     target: np.ndarray, loss_fn, cfg: RunConfig, seed: int, train_idx: np.ndarray | None = None,
-    extra_info: dict[str, Any] | None = None,
+    extra_info: dict[str, Any] | None = None, eval_every: int | None = None, pick=None,
 ) -> StageResult:
     """Finetune ``side``'s model (full or LoRA) on the stage's training split (or its rows
-    ``train_idx``, aligned with ``target``) and predict the rest."""
+    ``train_idx``, aligned with ``target``) and predict the rest.
+
+    ``eval_every``: also predict every that many steps (``res.curve``); ``pick(res) -> (probs, info)``
+    then chooses the stored predictions (e.g. an early-stopping checkpoint) and adds ``info`` to
+    train.json; the final weights are not stored then (they are not the picked checkpoint's).
+    """
     from .store.cache import stage_key
     from .train.distributed import get_or_build_shared
     from .train.finetune import finetune
@@ -252,13 +264,18 @@ def finetune_stage(
             num_classes=task.num_classes, pooling=side.pooling, layer=side.layer,
             eval_sets={s: [texts[i] for i in splits[s]] for s in PREDICT_SPLITS}, device=side.device,
             compute_dtype=side.dtype, trust_remote_code=cfg.trust_remote_code, desc=f"{stage} ({side.model.name})",
-            checkpoint_dir=ckpt_dir,
+            checkpoint_dir=ckpt_dir, eval_every=eval_every,
         )
 
     def build(d: Path) -> None:
         res = train()
-        name = "adapter.safetensors" if cfg.finetune.lora else "head.safetensors"
-        _save_stage(d, task, splits, res.probs, {name: res.trainable}, {"losses": res.losses, **res.info, **(extra_info or {})})
+        info = {"losses": res.losses, **res.info, **(extra_info or {})}
+        if pick is None:
+            name = "adapter.safetensors" if cfg.finetune.lora else "head.safetensors"
+            _save_stage(d, task, splits, res.probs, {name: res.trainable}, info)
+        else:
+            probs, picked = pick(res)
+            _save_stage(d, task, splits, probs, {}, {**info, **picked})
 
     entry, hit = get_or_build_shared(cache, stage, inputs, build, train, cleanup=ckpt_dir)  # rank 0 writes
     preds, info = _load_stage(entry)

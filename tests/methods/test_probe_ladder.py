@@ -14,7 +14,8 @@ from w2sgen.config import FinetuneConfig, RunConfig
 from w2sgen.errors import W2SError
 from w2sgen.methods import METHODS
 from w2sgen.methods.compose import parse
-from w2sgen.methods.probe_ladder import ProbeLadderConfig, accuracy, ladder_configs
+from w2sgen.methods.probe_ladder import ProbeLadderConfig, ladder_configs
+from w2sgen.metrics import accuracy
 
 RUNGS = ["lp_weak", "lp_gt", "ft_weak_lp_gt", "ft_gt", "ft_weak"]
 
@@ -30,7 +31,7 @@ def test_ladder_configs_switch_the_mode_and_apply_the_finetune_settings():
 
 
 def test_accuracy_and_settings():
-    assert accuracy(np.array([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
+    assert accuracy(np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]])) == pytest.approx(2 / 3)
     for bad in ({"ft_steps": 0}, {"ft_lr": 0.0}, {"x": 1}):
         with pytest.raises(W2SError, match="probe_ladder"):
             METHODS.get("probe_ladder").config(bad)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_tiny_model
+from conftest import build_tiny_model, toy_texts
 
 from w2sgen.config import FinetuneConfig
 from w2sgen.errors import W2SError
@@ -18,18 +18,7 @@ class Crash(RuntimeError):
     pass
 
 
-def toy(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
-    """Texts and labels (n,) of a word-identity task."""
-    rng = np.random.default_rng(seed)
-    fillers = ["the", "a", "movie", "film", "city", "of", "paris", "rome"]
-    texts, labels = [], []
-    for _ in range(n):
-        y = int(rng.integers(2))
-        words = list(rng.choice(fillers, int(rng.integers(2, 6)))) + [rng.choice(["good", "great"] if y else ["bad", "awful"])]
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-        labels.append(y)
-    return texts, np.array(labels)
+toy = toy_texts
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_tiny_model
+from conftest import build_tiny_model, toy_texts
 
 pytestmark = pytest.mark.integration
 
@@ -67,17 +67,7 @@ CASES = {
 }
 
 
-def toy(n: int, seed: int) -> tuple[list[str], np.ndarray]:
-    rng = np.random.default_rng(seed)
-    fillers = ["the", "a", "movie", "film", "city", "of", "paris", "rome"]
-    texts, labels = [], []
-    for _ in range(n):
-        y = int(rng.integers(2))
-        words = list(rng.choice(fillers, int(rng.integers(2, 6)))) + [rng.choice(["good", "great"] if y else ["bad", "awful"])]
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-        labels.append(y)
-    return texts, np.array(labels)
+toy = toy_texts
 
 
 def run_case(name: str, models: str, checkpoint_dir: str | None = None, checkpoint_every: int | None = None,

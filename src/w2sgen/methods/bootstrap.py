@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ..errors import W2SError
+from ..metrics import accuracy
 from .base import Method
 
 
@@ -44,11 +43,6 @@ class BootstrapConfig:
 def ladder(weak: str, models: list[str], strong: str) -> list[str]:
     """The rungs in training order: [weak, m1, …, mk, strong] (weak and strong are the run's models)."""
     return [weak, *models, strong]
-
-
-def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Fraction of examples whose argmax_k p_ik equals the label. labels (n,), probs (n, K)."""
-    return float((np.asarray(probs).argmax(-1) == np.asarray(labels)).mean())
 
 
 def _supervise(cfg: BootstrapConfig, ctx: Any):

@@ -213,18 +213,10 @@ class StudentContext:
                     key: str = "") -> StageResult:
         """An in-memory StageResult (not cached) of ``probs``: split -> (n, K) in the order of
         ``self.ids(split)``, for transfer, val and test (e.g. a labels method's new supervision)."""
-        import pandas as pd
+        from ..protocol import PREDICT_SPLITS, predictions_frame
 
-        from ..protocol import PREDICT_SPLITS
-
-        frames = []
-        for s in PREDICT_SPLITS:
-            p = np.asarray(probs[s], dtype=np.float32)
-            f = pd.DataFrame({"id": self.ids(s), "split": [s] * len(p)})
-            for c in range(p.shape[1]):
-                f[f"prob_{c}"] = p[:, c]
-            frames.append(f)
-        return StageResult(name, pd.concat(frames, ignore_index=True), dict(info or {}), False, key, 0.0)
+        frame = predictions_frame({s: self.ids(s) for s in PREDICT_SPLITS}, probs)
+        return StageResult(name, frame, dict(info or {}), False, key, 0.0)
 
     def side_under(self, cfg: RunConfig, model: str | None = None, layer: int | None = None) -> ModelSide:
         """A side of ``model`` (short name, hub id or directory; default the strong model, at the
@@ -245,3 +237,11 @@ class StudentContext:
         from ..protocol import _train_cfg
 
         return {"mode": cfg.mode, "train_cfg": _train_cfg(cfg)}
+
+
+def split_accuracy(ctx: Any, probs: np.ndarray | None, split: str = "test") -> float | None:
+    """Ground-truth accuracy of ``probs`` (n, K) on ``split`` of ``ctx``'s run, for analysis records
+    (never for selection); None when there are no predictions."""
+    from ..metrics import accuracy
+
+    return None if probs is None else accuracy(ctx.labels[ctx.rows(split)], np.asarray(probs))

@@ -97,11 +97,10 @@ def score_curve(val: Sequence[np.ndarray], test: Sequence[np.ndarray], weak_val:
     ``val[t]`` (n_val, K) and ``test[t]`` (n_test, K) are checkpoint t's probabilities;
     ``weak_val`` (n_val, K) the weak labels on val; ``y_val``, ``y_test`` ground-truth classes.
     """
-    def acc(p: np.ndarray, y: np.ndarray) -> float:
-        return float((np.asarray(p).argmax(-1) == y).mean()) if len(y) else float("nan")
+    from ..metrics import accuracy
 
     return [{"val_weak_agreement": agreement(v, weak_val), "val_weak_xent": soft_xent(v, weak_val),
-             "val_acc": acc(v, y_val), "test_acc": acc(t, y_test)} for v, t in zip(val, test)]
+             "val_acc": accuracy(y_val, v), "test_acc": accuracy(y_test, t)} for v, t in zip(val, test)]
 
 
 def choose(curve: list[dict[str, float]], select: str) -> tuple[int, int]:
@@ -173,39 +172,25 @@ def _train(cfg: EarlyStopConfig, ctx: Any, plan: Any):
 
         entry, hit = ctx.cache.get_or_build("student", plan.inputs, build)
     else:
-        from ..store.cache import stage_key
-        from ..train.distributed import get_or_build_shared
-        from ..train.finetune import finetune, total_steps
+        from ..protocol import finetune_stage
+        from ..train.finetune import total_steps
 
-        fcfg = side.cfg.finetune
-        every = cfg.eval_steps or default_eval_steps(total_steps(len(plan.rows), fcfg))
-        texts = ctx.task.frame["text"].tolist()
-        ckpt_dir = ctx.cache.root / "checkpoints" / "student" / stage_key(plan.inputs)
+        every = cfg.eval_steps or default_eval_steps(total_steps(len(plan.rows), side.cfg.finetune))
 
-        def train():
-            return finetune(
-                side.model, [texts[i] for i in plan.rows], plan.target, plan.loss_fn, fcfg, seed=ctx.seed,
-                num_classes=ctx.num_classes, pooling=side.pooling, layer=side.layer,
-                eval_sets={s: [texts[i] for i in ctx.rows(s)] for s in PREDICT_SPLITS}, device=side.device,
-                compute_dtype=side.dtype, trust_remote_code=side.cfg.trust_remote_code,
-                desc=f"student ({side.model.name})", checkpoint_dir=ckpt_dir, eval_every=every,
-            )
-
-        def build(d: Path) -> None:
-            res = train()
+        def pick(res):
             if not res.curve:
                 raise RuntimeError("early_stop: finetune returned no evaluation curve")
             points = [{"step": c["step"]} for c in res.curve]
             curve = score_curve([c["probs"]["val"] for c in res.curve], [c["probs"]["test"] for c in res.curve],
                                 weak_val, y["val"], y["test"])
             kept, oracle = choose(curve, cfg.select)
-            info = {"losses": res.losses, **res.info, **plan.info, "eval_steps": every,
-                    "weights": "not stored (the kept checkpoint's weights are not kept by finetune)",
-                    "early_stop": _record(cfg, points, curve, kept, oracle, "step")}
-            _save_stage(d, ctx.task, ctx.splits, res.curve[kept]["probs"], {}, info)
+            return res.curve[kept]["probs"], {
+                "eval_steps": every, "weights": "not stored (the kept checkpoint's weights are not kept by finetune)",
+                "early_stop": _record(cfg, points, curve, kept, oracle, "step")}
 
-        _ = side.meta  # resolves device and dtype
-        entry, hit = get_or_build_shared(ctx.cache, "student", plan.inputs, build, train, cleanup=ckpt_dir)
+        return finetune_stage(ctx.cache, "student", plan.inputs, side, ctx.task, ctx.splits, plan.target,
+                              plan.loss_fn, side.cfg, ctx.seed, train_idx=plan.rows, extra_info=plan.info,
+                              eval_every=every, pick=pick)
     preds, info = _load_stage(entry)
     return StageResult("student", preds, info, hit, entry.name, time.time() - t0)
 

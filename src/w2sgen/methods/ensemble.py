@@ -75,12 +75,9 @@ def combine(probs: np.ndarray, mode: str = "mean") -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _acc(ctx: Any, p: np.ndarray, split: str = "test") -> float:
-    return float((np.asarray(p).argmax(-1) == ctx.labels[ctx.rows(split)]).mean())
-
-
 def _supervise(cfg: EnsembleConfig, ctx: Any):
     from ..protocol import PREDICT_SPLITS
+    from .context import split_accuracy  # lazy: the registry imports this module
 
     members: list[tuple[str, int, Any]] = [(ctx.weak.model.name if ctx.weak is not None else "given", ctx.seed,
                                             ctx.floor)]
@@ -105,9 +102,9 @@ def _supervise(cfg: EnsembleConfig, ctx: Any):
         probs[split] = combine(np.stack(per), cfg.combine)  # (N_split, K)
     info = {"ensemble": {
         "combine": cfg.combine,
-        "supervisors": [{"model": name, "seed": s, "test_acc": _acc(ctx, st.probs("test", ctx.ids("test")))}
+        "supervisors": [{"model": name, "seed": s, "test_acc": split_accuracy(ctx, st.probs("test", ctx.ids("test")))}
                         for name, s, st in members],
-        "test_acc": _acc(ctx, probs["test"]),
+        "test_acc": split_accuracy(ctx, probs["test"]),
     }}
     return ctx.probs_stage("ensemble", probs, info)
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import W2SError
+from ..metrics import accuracy
 from .base import Method
 
 RUNGS = ("lp_weak", "lp_gt", "ft_weak_lp_gt", "ft_gt")
@@ -62,11 +63,6 @@ def ladder_configs(run_cfg: Any, cfg: ProbeLadderConfig) -> tuple[Any, Any]:
     return dataclasses.replace(run_cfg, mode="probe"), dataclasses.replace(run_cfg, mode="finetune", finetune=ft)
 
 
-def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
-    """mean_i [argmax_k p_ik == y_i]. (n, K), (n,) -> float."""
-    return float((np.asarray(probs).argmax(-1) == np.asarray(y)).mean()) if len(y) else float("nan")
-
-
 # --------------------------------------------------------------------------- stages
 
 
@@ -74,8 +70,8 @@ def _finetuned(ctx: Any, side: Any, fcfg: Any, target: np.ndarray, stage_inputs:
     """The ``ladder-ft`` stage: ``side`` finetuned on transfer with ``target`` (the weak labels).
 
     Its predictions are the finetuned classifier's; the entry is also a model directory: the whole
-    finetuned backbone (LoRA merged) and its tokenizer (the classification head is not kept). Trains like ``finetune`` (same seed, steps and
-    learning rates), so its predictions equal those of the finetune-mode ``xent`` student.
+    finetuned backbone (LoRA merged) and its tokenizer (the classification head is not kept). Trains with ``finetune`` itself, so its predictions equal those of the finetune-mode ``xent``
+    student.
     """
     from ..protocol import PREDICT_SPLITS, _save_stage, _xent_loss
     from ..train.distributed import is_distributed
@@ -84,32 +80,23 @@ def _finetuned(ctx: Any, side: Any, fcfg: Any, target: np.ndarray, stage_inputs:
         raise W2SError("probe_ladder: its finetuning runs in one process; run it without accelerate/torchrun")
 
     def build(d: Path) -> None:
-        import torch
-
-        from ..train.finetune import build_model, default_lr, predict_texts, train_steps
+        from ..train.finetune import finetune
 
         t0 = time.time()
         texts = ctx.task.frame["text"].tolist()
-        rows = ctx.rows("transfer")
         _ = side.meta  # resolves device and dtype
-        torch.manual_seed(ctx.seed)
-        gen = torch.Generator().manual_seed(ctx.seed)
-        clf, tok, family = build_model(side.model, ctx.num_classes, side.pooling, side.layer, fcfg.finetune,
-                                       fcfg.trust_remote_code, side.device)
-        lr = fcfg.finetune.lr if fcfg.finetune.lr is not None else default_lr(side.model, fcfg.finetune)
-        head_lr = fcfg.finetune.head_lr if fcfg.finetune.head_lr is not None else max(10 * lr, 1e-3)
-        run = train_steps(clf, tok, [texts[i] for i in rows], target, _xent_loss(), fcfg.finetune, lr=lr,
-                          head_lr=head_lr, gen=gen, device=side.device, compute_dtype=side.dtype,
-                          desc=f"ladder-ft ({side.model.name})")
-        clf.eval()
-        probs = {s: predict_texts(clf, tok, [texts[i] for i in ctx.rows(s)], fcfg.finetune, side.device, side.dtype)
-                 for s in PREDICT_SPLITS}
-        backbone = clf.backbone.merge_and_unload() if fcfg.finetune.lora else clf.backbone
+        res = finetune(side.model, [texts[i] for i in ctx.rows("transfer")], target, _xent_loss(), fcfg.finetune,
+                       seed=ctx.seed, num_classes=ctx.num_classes, pooling=side.pooling, layer=side.layer,
+                       eval_sets={s: [texts[i] for i in ctx.rows(s)] for s in PREDICT_SPLITS}, device=side.device,
+                       compute_dtype=side.dtype, trust_remote_code=fcfg.trust_remote_code,
+                       desc=f"ladder-ft ({side.model.name})")
+        backbone = res.model.backbone.merge_and_unload() if fcfg.finetune.lora else res.model.backbone
         backbone.save_pretrained(d)  # the entry is a model directory: the cache's manifest covers its files
-        tok.save_pretrained(d)
-        _save_stage(d, ctx.task, ctx.splits, probs, {},
-                    {"losses": run.losses, "steps": len(run.losses), "lr": lr, "head_lr": head_lr,
-                     "family": family, "lora": fcfg.finetune.lora, "train_wall_s": round(time.time() - t0, 3)})
+        res.tokenizer.save_pretrained(d)
+        _save_stage(d, ctx.task, ctx.splits, res.probs, {},
+                    {"losses": res.losses, "steps": len(res.losses), "lr": res.info["lr"],
+                     "head_lr": res.info["head_lr"], "family": res.info["family"], "lora": fcfg.finetune.lora,
+                     "train_wall_s": round(time.time() - t0, 3)})
 
     entry, _ = ctx.cache.get_or_build("ladder-ft", stage_inputs, build)
     return entry
@@ -163,7 +150,7 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
         feat, ctx.task, ctx.splits, gt, _xent_loss(), pcfg, ctx.seed)
 
     y = {s: ctx.labels[ctx.rows(s)] for s in ("val", "test")}
-    acc = {s: {name: accuracy(st.probs(s, ctx.ids(s)), y[s]) for name, st in stages.items()} for s in y}
+    acc = {s: {name: accuracy(y[s], st.probs(s, ctx.ids(s))) for name, st in stages.items()} for s in y}
     order = (*RUNGS, "ft_weak")
     own = stages["lp_weak"]
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import W2SError
+from ..metrics import accuracy
 from .base import Method
 
 
@@ -33,16 +34,12 @@ def flipped(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.argmax(-1) != b.argmax(-1)).mean()) if len(a) else 0.0
 
 
-def _acc(ctx: Any, p: np.ndarray | None, split: str = "test") -> float | None:
-    if p is None:
-        return None
-    return float((np.asarray(p).argmax(-1) == ctx.labels[ctx.rows(split)]).mean())
-
-
 def _train(cfg: S2SConfig, ctx: Any, plan: Any):
     """Labels y_0 = the plan's targets (weak). Round t: K strong fold models, each trained on the
     other folds' y_{t−1} with the student's loss, label their held-out fold: y_t (out-of-fold).
     A fresh strong model trained on y_t is round t's student; the last round's is stored as the student."""
+    from .context import split_accuracy  # lazy: the registry imports this module
+
     if cfg.iterations == 0:
         return ctx.train_student(plan)
     loss = plan.method.loss
@@ -55,12 +52,12 @@ def _train(cfg: S2SConfig, ctx: Any, plan: Any):
                                inputs=dict(inputs, role="relabel"))
         r: dict[str, Any] = {"iteration": t, "flipped_vs_weak": flipped(new, weak),
                              "flipped_vs_previous": flipped(new, labels),
-                             "label_acc": float((new.argmax(-1) == ctx.labels[plan.rows]).mean()),
-                             "relabellers_test_acc": _acc(ctx, ev["test"])}
+                             "label_acc": accuracy(ctx.labels[plan.rows], new),
+                             "relabellers_test_acc": split_accuracy(ctx, ev["test"])}
         labels = new
         if t < cfg.iterations:  # round t's student (the last round's is the stored student itself)
             st = ctx.train("s2s", ctx.strong, plan.rows, labels, plan.loss_fn, inputs=dict(inputs, role="student"))
-            r["test_acc"] = _acc(ctx, st.probs("test", ctx.ids("test")))
+            r["test_acc"] = split_accuracy(ctx, st.probs("test", ctx.ids("test")))
         rounds.append(r)
     final = dataclasses.replace(plan, target=labels, info={**plan.info, "s2s": rounds})
     return ctx.train_student(final)

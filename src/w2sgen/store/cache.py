@@ -58,7 +58,8 @@ def stage_key(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB chunks)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -115,7 +116,7 @@ class StageCache:
             return None
         try:
             manifest = json.loads(m.read_text())
-            ok = all(_sha256(d / name) == digest for name, digest in manifest["files"].items())
+            ok = all(sha256_file(d / name) == digest for name, digest in manifest["files"].items())
         except (OSError, ValueError, KeyError):
             ok = False
         if not ok:
@@ -144,9 +145,9 @@ class StageCache:
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
         try:
             write(tmp)
-            files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
             atomic_write_json(tmp / "inputs.json", inputs)
-            files["inputs.json"] = _sha256(tmp / "inputs.json")
+            files["inputs.json"] = sha256_file(tmp / "inputs.json")
             atomic_write_json(tmp / MANIFEST, {"stage": stage, "key": key, "files": files})
             if final.exists():  # damaged or concurrent: replace
                 shutil.rmtree(final, ignore_errors=True)

@@ -95,14 +95,6 @@ def open_filesystem(url: str) -> tuple[Any, str]:
     return fs, path.rstrip("/")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _safe_name(name: Any) -> bool:
     """A manifest file name must be a plain name: never a path out of the entry."""
     return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
@@ -142,6 +134,8 @@ class RemoteStore:
         """Download the entry into the (empty) directory ``dest``, verifying each file's sha256
         against the remote manifest, which is written last. On DAMAGED or MISSING ``dest`` may hold
         part of the files: the caller deletes it."""
+        from .cache import sha256_file
+
         remote = self.entry(stage, key)
         try:
             raw = self.fs.cat_file(posixpath.join(remote, MANIFEST))

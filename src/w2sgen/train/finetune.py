@@ -66,6 +66,9 @@ class FinetuneResult:
     curve: list[dict[str, Any]] = field(default_factory=list)
     """With ``eval_every``: ``{"step": s, "probs": {split: (n, K)}}`` every ``eval_every`` optimizer
     steps and at the end (the last point's probs are ``probs``); empty otherwise."""
+    model: Any = None
+    """The trained classifier (in memory only; e.g. to save its finetuned backbone)."""
+    tokenizer: Any = None
 
 
 def length_grouped_batches(lengths: np.ndarray, micro: int, gen: torch.Generator, chunk: int = 50) -> list[np.ndarray]:
@@ -202,7 +205,7 @@ def finetune(
             "world_size": accelerator.num_processes if accelerator is not None else 1}
     if run.resumed_from is not None:
         info["resumed_from_step"] = run.resumed_from
-    return FinetuneResult(probs, trainable, run.losses, info, run.curve)
+    return FinetuneResult(probs, trainable, run.losses, info, run.curve, clf, tok)
 
 
 def _data_hash(texts: list[str], target: np.ndarray | None = None) -> str:
