@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-done
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast lint clean browser
+.PHONY: setup demo test test-slow test-fast lint clean browser
 
 setup: $(STAMP)
 
@@ -35,8 +35,11 @@ browser:
 	      echo "note: could not install chromium; the browser test will skip (or fail in CI)"; \
 	  else echo "note: chromium is not installed (not root); the browser test will skip"; fi
 
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
 test-fast: setup
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -m "not integration and not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

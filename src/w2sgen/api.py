@@ -126,11 +126,11 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
 
     plan = {seed: make_splits(task, cfg.splits, seed) for seed in cfg.seeds}
     texts = task.frame["text"].tolist()
-    strong = side_for(strong_model, cfg.embed.strong_layer, cfg, cache.root)
+    strong = side_for(strong_model, cfg.embed.strong_layer, cfg, cache.root, role="strong")
     strong.texts_needed = sorted({texts[i] for sp in plan.values() for s in PREDICT_SPLITS for i in sp[s]})
     weak = None
     if weak_model is not None:
-        weak = side_for(weak_model, cfg.embed.weak_layer, cfg, cache.root)
+        weak = side_for(weak_model, cfg.embed.weak_layer, cfg, cache.root, role="weak")
         weak.texts_needed = sorted({texts[i] for sp in plan.values() for s in SPLITS for i in sp[s]})
 
     out = Path(cfg.out)

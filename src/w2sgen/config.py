@@ -276,7 +276,10 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """A config dataclass as plain dicts (a tracked config records that all of it was read)."""
+    from .reads import read_all
+
+    return dataclasses.asdict(read_all(cfg))
 
 
 def parse_value(text: str) -> Any:

@@ -26,3 +26,7 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
 def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> W2SError:
     """The error for an unknown registry name (task, model, method, ...)."""
     return W2SError(f"unknown {kind} {name!r}.{did_you_mean(name, choices)}{hint}")
+
+
+class GroundTruthError(W2SError):
+    """A method tried to read ground truth of transfer, val or test (the label firewall refused it)."""

@@ -30,6 +30,12 @@ class Registry(Generic[T]):
         self._display[key] = name
         return item
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (e.g. a method a test or a plug-in registered for a while); absent is fine."""
+        key = normalize_name(name)
+        self._items.pop(key, None)
+        self._display.pop(key, None)
+
     def get(self, name: str) -> T:
         key = normalize_name(name)
         if key not in self._items:

@@ -60,11 +60,12 @@ def test_alone_methods_do_not_compose(monkeypatch):
 
 
 def test_keys_of_composed_students_differ_from_their_parts():
-    from w2sgen.protocol import StageInputs
+    from w2sgen.protocol import StageInputs, StageKey
     from w2sgen.tasks.splits import Splits
 
     weak = np.array([[0.9, 0.1], [0.45, 0.55], [0.2, 0.8]], dtype=np.float32)
-    keys = StageInputs(RunConfig(), {"seed": 0}, {"transfer": ["a", "b", "c"]}, np.array([0, 1, 1]),
+    keys = StageInputs(RunConfig(), StageKey({"seed": 0, "mode": "probe"}), {"transfer": ["a", "b", "c"]},
+                       np.array([0, 1, 1]),
                        Splits({"transfer": np.array([3, 5, 7])}, 0))
     a = keys.student("confidence_filter", "f", weak)
     b = keys.student("confidence_filter+logconf", "f", weak)
@@ -118,7 +119,7 @@ def test_a_train_part_receives_the_plan_and_must_store_the_student(tmp_path, tin
     assert not seen and res2.runs[0]["stages"]["students"]["confidence_filter+fake_train"]["cached"]
 
     def wrong(cfg, ctx, plan):
-        return ctx.ceiling
+        return ctx.floor  # someone else's stage
 
     monkeypatch.setattr(m, "train_fn", wrong)
     with pytest.raises(RuntimeError, match="plan's inputs"):

@@ -16,9 +16,10 @@ from w2sgen.methods.early_stop import (
     choose,
     default_eval_steps,
     eval_epochs,
-    score_curve,
     select_checkpoint,
     soft_xent,
+    truth_curve,
+    weak_curve,
 )
 
 
@@ -46,7 +47,7 @@ def test_scores_on_hand_made_probabilities():
     assert default_eval_steps(100) == 10 and default_eval_steps(4) == 1 and default_eval_steps(25) == 2
 
 
-def test_choose_on_a_hand_made_curve_keeps_weak_agreement_and_records_the_oracle():
+def test_choose_on_a_hand_made_curve_keeps_weak_agreement_and_the_analysis_finds_the_oracle():
     """Three checkpoints on 4 val / 2 test examples: the student drifts towards the weak labels
     (agreement rises) while ground-truth accuracy peaks at the middle checkpoint."""
     weak_val = np.eye(2)[[0, 1, 1, 0]]  # weak labels: 0 1 1 0; truth: 0 1 0 0 (weak is wrong on #2)
@@ -54,12 +55,15 @@ def test_choose_on_a_hand_made_curve_keeps_weak_agreement_and_records_the_oracle
     oh = np.eye(2)
     val = [oh[[1, 1, 0, 1]], oh[[0, 1, 0, 0]], oh[[0, 1, 1, 0]]]  # agreement 1/4, 3/4, 1; acc 2/4, 1, 3/4
     test = [oh[[0, 0]], oh[[1, 0]], oh[[1, 1]]]  # test acc 1/2, 1, 1/2
-    curve = score_curve(val, test, weak_val, y_val, y_test)
+    curve = weak_curve(val, weak_val)
+    truth = truth_curve(val, test, y_val, y_test)
     assert [c["val_weak_agreement"] for c in curve] == [0.25, 0.75, 1.0]
-    assert [c["val_acc"] for c in curve] == [0.5, 1.0, 0.75]
-    assert [c["test_acc"] for c in curve] == [0.5, 1.0, 0.5]
-    assert choose(curve, "weak_agreement") == (2, 1)
-    assert choose(curve, "weak_xent")[0] == 2  # one-hot val probs: xent is finite only where all agree
+    assert [c["val_acc"] for c in truth] == [0.5, 1.0, 0.75]
+    assert [c["test_acc"] for c in truth] == [0.5, 1.0, 0.5]
+    assert choose(curve, "weak_agreement") == 2
+    assert select_checkpoint([c["val_acc"] for c in truth]) == 1  # the oracle (the protocol's analysis)
+    assert choose(curve, "weak_xent") == 2  # one-hot val probs: xent is finite only where all agree
+    assert "val_acc" not in curve[0]  # the method's own curve holds no ground truth
 
 
 @pytest.mark.parametrize("bad", [{"every": 0}, {"every": 1.5}, {"eval_steps": 0}, {"select": "oracle"}])
@@ -105,13 +109,16 @@ def test_probe_curve_has_one_point_per_eval_and_the_kept_point_is_the_student(pr
     rec = probe_run.runs[0]
     st = rec["stages"]["students"][name]
     es = st["train"]["early_stop"]
+    an = st["analysis"]["early_stop"]  # ground-truth facts: computed by the protocol after the method
     assert [p["epoch"] for p in es["curve"]] == [2, 4, 5] and es["n_points"] == 3
     assert [p["step"] for p in es["curve"]] == [2, 4, 5]  # 40 examples, batch 64: one step per epoch
+    assert not any("acc" in k for p in es["curve"] for k in p)  # the method's record has no ground truth
     kept = es["selected"]["index"]
     assert kept == select_checkpoint([p["val_weak_agreement"] for p in es["curve"]])
-    assert es["oracle"]["index"] == select_checkpoint([p["val_acc"] for p in es["curve"]])
-    assert es["selected"]["test_acc"] == pytest.approx(st["test"]["acc"])
-    assert es["curve"][kept]["val_acc"] == pytest.approx(st["val"]["acc"])
+    assert an["oracle"]["index"] == select_checkpoint([p["val_acc"] for p in an["curve"]])
+    assert an["selected"]["index"] == kept and an["selected"]["epoch"] == es["selected"]["epoch"]
+    assert an["selected"]["test_acc"] == pytest.approx(st["test"]["acc"])
+    assert an["curve"][kept]["val_acc"] == pytest.approx(st["val"]["acc"])
     assert es["selected"]["val_weak_agreement"] == pytest.approx(agreement(_preds(rec, name, "val"), _weak(rec, "val")))
     assert st["n_train"] == 40 and np.isfinite(st["final_loss"])
 
@@ -121,7 +128,7 @@ def test_probe_curve_ends_at_the_plain_student(probe_run):
     st = probe_run.runs[0]["stages"]["students"]
     xent = st["xent"]
     for name in ("early_stop", "xent+early_stop"):
-        last = st[name]["train"]["early_stop"]["last"]
+        last = st[name]["analysis"]["early_stop"]["last"]
         assert last["test_acc"] == pytest.approx(xent["test"]["acc"])
         assert last["val_acc"] == pytest.approx(xent["val"]["acc"])
         assert st[name]["losses"] == pytest.approx(xent["losses"])
@@ -139,6 +146,6 @@ def test_finetune_mode_uses_the_eval_curve(tmp_path, tiny_encoders, cache_dir):
     st = rec["stages"]["students"]["early_stop"]
     es = st["train"]["early_stop"]
     assert [p["step"] for p in es["curve"]] == [2, 4] and es["unit"] == "step"
-    assert es["selected"]["test_acc"] == pytest.approx(st["test"]["acc"])
+    assert st["analysis"]["early_stop"]["selected"]["test_acc"] == pytest.approx(st["test"]["acc"])
     assert es["selected"]["val_weak_agreement"] == pytest.approx(agreement(_preds(rec, "early_stop", "val"),
                                                                            _weak(rec, "val")))

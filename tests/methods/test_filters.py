@@ -15,6 +15,7 @@ from w2sgen.methods import _filtering as F
 from w2sgen.methods.knn_filter import knn_scores
 from w2sgen.methods.logreg_filter import logreg_scores
 from w2sgen.methods.topo_filter import largest_components, topo_scores, zeta_keep
+from w2sgen.protocol import split_arrays
 
 FILTERS = ["knn_filter", "logreg_filter", "topo_filter"]
 FLIPPED = np.array([3, 17, 30, 52, 71, 88])  # 3 in each cluster
@@ -219,8 +220,11 @@ def test_select_hook_with_a_fake_context(name, args):
     np.testing.assert_array_equal(t, weak)
     s = info[name]
     assert s["n_flagged"] == len(FLIPPED) and s["n_kept"] == 100 - len(FLIPPED) and s["action"] == "drop"
-    assert s["analysis_gt"]["weak_acc_flagged"] == 0.0 and s["analysis_gt"]["weak_acc_unflagged"] == 1.0
-    assert s["analysis_gt"]["probe_acc"] == 1.0
+    assert "analysis_gt" not in s  # no ground truth behind the firewall: the protocol scores the arrays
+    facts, arrays = split_arrays({"select": info})
+    student = SimpleNamespace(info=facts, arrays=arrays)
+    a = m.analyze_fn(cfg, student, {"transfer": y}, None)
+    assert a["weak_acc_flagged"] == 0.0 and a["weak_acc_unflagged"] == 1.0 and a["probe_acc"] == 1.0
     keep, t = m.select(m.config({**cfg.__dict__, "action": "relabel"}), weak, FakeCtx(x, y))
     assert keep.all()
     np.testing.assert_array_equal(t.argmax(1), y)
@@ -307,7 +311,30 @@ def test_filters_on_cities_minilm_to_mpnet(tmp_path, cache_dir):
     rec = res.runs[0]["stages"]
     print("\nweak", rec["weak"]["test"]["acc"], "ceiling", rec["ceiling"]["test"]["acc"])
     for name in ["xent", *FILTERS]:
-        sel = rec["students"][name]["train"].get("select", {}).get(name, {})
         print(name, "w2s_acc", round(float(t.loc[name, "w2s_acc"]), 4), "n_train", rec["students"][name]["n_train"],
-              "gt", sel.get("analysis_gt"))
+              "gt", rec["students"][name]["analysis"].get(name))
         assert 0 <= t.loc[name, "w2s_acc"] <= 1
+
+
+def test_filters_chain_each_scoring_only_what_the_previous_kept():
+    """knn_filter+logreg_filter: logreg sees only knn's survivors; drop_frac counts over them."""
+    from w2sgen.methods.compose import parse
+    from w2sgen.protocol import StageInputs, StageKey
+    from w2sgen.tasks.splits import Splits
+
+    x, y, weak = _clusters()
+    n = len(weak)
+    spec = parse("knn_filter+logreg_filter", {"knn_filter": {"k": 10, "drop_frac": 0.25},
+                                              "logreg_filter": {"drop_frac": 0.1}})
+    transfer = np.arange(7, 7 + n)
+    keys = StageInputs(None, StageKey(), {"transfer": [f"t{i}" for i in range(n)]}, np.zeros(7 + n, int),
+                       Splits({"transfer": transfer}, 0))
+    plan = keys.student_plan(spec, weak, FakeCtx(x, y))
+    knn, lr = plan.info["select"]["knn_filter"], plan.info["select"]["logreg_filter"]
+    assert (knn["n"], knn["n_flagged"], knn["n_kept"]) == (n, 25, 75)
+    assert (lr["n"], lr["n_flagged"], lr["n_kept"]) == (75, round(0.1 * 75), 75 - round(0.1 * 75))
+    survivors = knn["arrays"]["positions"][knn["arrays"]["kept"]]
+    np.testing.assert_array_equal(lr["arrays"]["positions"], survivors)  # logreg scored knn's survivors only
+    kept = lr["arrays"]["positions"][lr["arrays"]["kept"]]
+    np.testing.assert_array_equal(plan.rows, transfer[kept])
+    assert plan.ids == [f"t{i}" for i in kept] and len(plan.target) == len(kept)

@@ -183,7 +183,7 @@ def test_s2s_relabels_out_of_fold():
     rounds = student.info["s2s"]
     assert [r["iteration"] for r in rounds] == [1, 2] and student.info["n_train"] == 9
     assert rounds[0]["flipped_vs_weak"] == 1.0 and rounds[1]["flipped_vs_previous"] == 0.0
-    assert "test_acc" in rounds[0] and "test_acc" not in rounds[1]
+    assert "student_test" in rounds[0] and "student_test" not in rounds[1]  # predictions, scored by the protocol
     assert plan.target[:, 1].tolist() == [1.0] * 9  # the plan itself is not modified
 
 
@@ -236,7 +236,8 @@ def test_bootstrap_without_rungs_is_plain_w2s(runs):
     tr = st["bootstrap"]["train"]
     assert tr["ladder_models"] == [runs["weak"], runs["strong"]]
     assert len(tr["ladder"]) == 1 and tr["ladder"][0]["model"] == runs["weak"]
-    assert tr["ladder"][0]["test_acc"] == pytest.approx(rec["stages"]["weak"]["test"]["acc"])
+    an = st["bootstrap"]["analysis"]["bootstrap"]["ladder"]  # ground truth: the protocol's analysis
+    assert an[0]["test_acc"] == pytest.approx(rec["stages"]["weak"]["test"]["acc"])
 
 
 def test_bootstrap_ladder_rungs(runs):
@@ -247,8 +248,11 @@ def test_bootstrap_ladder_rungs(runs):
         assert tr["ladder_models"] == [runs["weak"], runs["mid"], runs["strong"]]
         assert [r["rung"] for r in tr["ladder"]] == [0, 1]
         assert [r["model"] for r in tr["ladder"]] == [runs["weak"], runs["mid"]]
-        assert all(0 <= r["test_acc"] <= 1 and 0 <= r["transfer_acc"] <= 1 for r in tr["ladder"])
-        assert tr["supervisor"]["test"]["acc"] == pytest.approx(tr["ladder"][-1]["test_acc"])
+        assert not any("acc" in k for r in tr["ladder"] for k in r)  # no ground truth in the method's record
+        an = st[name]["analysis"]
+        assert [r["rung"] for r in an["bootstrap"]["ladder"]] == [0, 1]
+        assert all(0 <= r["test_acc"] <= 1 and 0 <= r["transfer_acc"] <= 1 for r in an["bootstrap"]["ladder"])
+        assert an["supervisor"]["test"]["acc"] == pytest.approx(an["bootstrap"]["ladder"][-1]["test_acc"])
         assert st[name]["n_train"] == 40 and np.isfinite(st[name]["final_loss"])
     assert st["bootstrap"]["key"] != st["bootstrap+logconf"]["key"]
     # the rung's two fold models are cached stages, shared by both students
@@ -267,8 +271,10 @@ def test_s2s_rounds_end_to_end(runs):
     assert [r["iteration"] for r in rounds] == [1, 2]
     for r in rounds:
         assert 0 <= r["flipped_vs_weak"] <= 1 and 0 <= r["flipped_vs_previous"] <= 1
-        assert 0 <= r["relabellers_test_acc"] <= 1
-    assert 0 <= rounds[0]["test_acc"] <= 1
+    an = st["analysis"]["s2s"]["rounds"]
+    assert [r["iteration"] for r in an] == [1, 2]
+    assert all(0 <= r["relabellers_test_acc"] <= 1 and 0 <= r["label_acc"] <= 1 for r in an)
+    assert 0 <= an[0]["test_acc"] <= 1 and an[1]["test_acc"] is None  # round 2's student is the student
     assert rounds[0]["flipped_vs_previous"] == rounds[0]["flipped_vs_weak"]
     assert st["n_train"] == 40 and 0 <= st["test"]["acc"] <= 1
     # 2 rounds x 2 folds + round 1's student (when the relabels differ; equal labels share a stage)
@@ -280,8 +286,9 @@ def test_ensemble_end_to_end(runs):
     ens = rec["stages"]["students"]["ensemble"]["train"]["ensemble"]
     assert ens["combine"] == "mean"
     assert [(s["model"], s["seed"]) for s in ens["supervisors"]] == [(runs["weak"], 0), (runs["weak"], 1)]
-    assert ens["supervisors"][0]["test_acc"] == pytest.approx(rec["stages"]["weak"]["test"]["acc"])
-    assert ens["test_acc"] == pytest.approx(rec["stages"]["students"]["ensemble"]["train"]["supervisor"]["test"]["acc"])
+    an = rec["stages"]["students"]["ensemble"]["analysis"]
+    assert an["ensemble"]["supervisors"][0]["test_acc"] == pytest.approx(rec["stages"]["weak"]["test"]["acc"])
+    assert an["ensemble"]["test_acc"] == pytest.approx(an["supervisor"]["test"]["acc"])
     # the second seed's floor is a cached floor stage next to the run's own
     assert len(list((runs["cache"].root / "stages" / "floor").iterdir())) >= 2
     full = runs["full"]["stages"]["students"]["ensemble"]["train"]["ensemble"]

@@ -145,12 +145,12 @@ def test_confidence_filter_student_trains_on_the_kept_examples(e2e):
 def test_student_keys_hold_resolved_settings_and_kept_examples():
     """Methods without hooks keep the key they had before prepare/select existed (caches stay valid);
     window keys on its resolved radius, confidence_filter on the ids and targets it keeps."""
-    from w2sgen.protocol import StageInputs, ids_hash
+    from w2sgen.protocol import StageInputs, StageKey, ids_hash
     from w2sgen.tasks.splits import Splits
 
     weak = np.array([[0.9, 0.1], [0.45, 0.55], [0.2, 0.8]], dtype=np.float32)
     ids = ["a", "b", "c"]
-    keys = StageInputs(RunConfig(method_args={"confidence_filter": {"radius": 0.1}}), {"seed": 0},
+    keys = StageInputs(RunConfig(method_args={"confidence_filter": {"radius": 0.1}}), StageKey({"seed": 0, "mode": "probe"}),
                        {"transfer": ids}, np.array([0, 1, 1]), Splits({"transfer": np.array([3, 5, 7])}, 0))
     assert keys.student("xent", "f", weak)["train"] == ids_hash(ids, weak)
     assert keys.student("window", "f", weak)["settings"] == {"radius": pytest.approx(0.3)}

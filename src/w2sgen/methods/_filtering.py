@@ -6,8 +6,9 @@ then either drops the most-disagreeing examples or relabels them with the probe'
 
 Conventions (all arrays in transfer order):
 
-    x      (N, C)  strong features of the transfer examples
-    weak   (N, K)  the (soft) weak labels passed to select (after any earlier filter of a chain)
+    x      (N, C)  strong features of the N candidate transfer examples (in a chain of filters, the
+                   ones the previous filters kept)
+    weak   (N, K)  the candidates' (soft) weak labels passed to select (after any earlier filter)
     hard   (N,)    argmax of weak (ties: the lower class)
     pred   (N, K)  the probe's out-of-fold prediction
     score  (N,)    disagreement = 1 − pred[i, hard_i]
@@ -109,43 +110,66 @@ def apply_action(action: str, weak: np.ndarray, flagged: np.ndarray, pred: np.nd
 # --------------------------------------------------------------------------- context side
 
 
-def transfer_features(ctx: Any) -> np.ndarray:
-    """The frozen strong model's cached activations of the transfer set, (N, C) in transfer order."""
-    return np.asarray(ctx.features(ctx.frozen_strong(), ctx.rows("transfer")))
+def transfer_features(ctx: Any, positions: np.ndarray) -> np.ndarray:
+    """The frozen strong model's cached activations of the candidates, (N, C): the transfer examples
+    at ``positions`` (in transfer order)."""
+    return np.asarray(ctx.features(ctx.frozen_strong(), ctx.rows("transfer")[np.asarray(positions)]))
 
 
-def stats(ctx: Any, action: str, weak: np.ndarray, flagged: np.ndarray, pred: np.ndarray,
-          keep: np.ndarray, targets: np.ndarray, **extra: Any) -> dict[str, Any]:
-    """Facts about one filtering for the student's train.json.
+def frozen_key(cfg: Any, env: Any) -> dict[str, Any]:
+    """The probe filters' key entry: the frozen strong model they read features from (in finetune
+    runs a probe-mode side of the strong model, not the side being finetuned)."""
+    return {"frozen_strong": env.model_key(env.strong, env.cfg.embed.strong_layer, mode="probe")}
 
-    ``probe_agree``: fraction of transfer where the probe's argmax equals the weak hard label.
-    ``analysis_gt`` (ground truth, recorded for analysis only; never used to select): accuracy of
-    the weak hard labels on the flagged and unflagged examples, of the out-of-fold probe, and of the
-    final targets on the kept examples.
+
+def stats(action: str, weak: np.ndarray, flagged: np.ndarray, pred: np.ndarray, keep: np.ndarray,
+          targets: np.ndarray, positions: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """Facts about one filtering for the student's train.json (no ground truth: the label firewall).
+
+    ``probe_agree``: fraction of the candidates where the probe's argmax equals the weak hard label.
+    The arrays (weak and probe hard labels, flagged, kept, final targets, and the candidates'
+    ``positions`` in transfer) go to the stage's arrays.npz; :func:`analyze` scores them against
+    ground truth after the method has returned.
     """
     h = hard_labels(weak)
     p = np.asarray(pred).argmax(-1)
-    out: dict[str, Any] = {"action": action, "n": int(len(h)), "n_flagged": int(flagged.sum()),
-                           "n_kept": int(keep.sum()), "probe_agree": float((p == h).mean()), **extra}
-    try:
-        y = np.asarray(ctx.labels)[ctx.rows("transfer")]
-    except Exception:  # noqa: BLE001 - a context without ground truth records no analysis
-        return out
-
-    def acc(a: np.ndarray, m: np.ndarray) -> float | None:
-        return float((a[m] == y[m]).mean()) if m.any() else None
-
-    t = np.asarray(targets).argmax(-1)
-    out["analysis_gt"] = {"weak_acc_flagged": acc(h, flagged), "weak_acc_unflagged": acc(h, ~flagged),
-                          "weak_acc": acc(h, np.ones_like(flagged)), "probe_acc": acc(p, np.ones_like(flagged)),
-                          "target_acc_kept": acc(t, keep)}
-    return out
+    return {"action": action, "n": int(len(h)), "n_flagged": int(flagged.sum()), "n_kept": int(keep.sum()),
+            "probe_agree": float((p == h).mean()), **extra,
+            "arrays": {"positions": np.asarray(positions, dtype=np.int64), "weak_hard": h.astype(np.int64),
+                       "probe_hard": p.astype(np.int64), "flagged": np.asarray(flagged, dtype=bool),
+                       "kept": np.asarray(keep, dtype=bool),
+                       "target_hard": np.asarray(targets).argmax(-1).astype(np.int64)}}
 
 
-def filter_by_probe(cfg: Any, weak: np.ndarray, pred: np.ndarray, ctx: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """The common end of the probe filters: flag the ``cfg.drop_frac`` examples whose out-of-fold probe
-    prediction ``pred`` (N, K) disagrees most with the weak labels, apply ``cfg.action``, and describe
-    it: (keep (N,), targets (N, K), stats)."""
+def analyze(name: str):
+    """The analyze_fn of a filter ``name``: accuracy of the weak hard labels on the flagged and
+    unflagged candidates and on all of them, of the out-of-fold probe, and of the final targets on
+    the kept examples (ground truth of transfer; recorded for analysis only)."""
+
+    def fn(cfg: Any, student: Any, truth: dict[str, np.ndarray], ctx: Any) -> dict[str, Any] | None:
+        a = student.arrays
+        pre = f"select/{name}/arrays/"
+        if pre + "positions" not in a:
+            return None
+        y = truth["transfer"][a[pre + "positions"]]
+        flagged, kept = a[pre + "flagged"], a[pre + "kept"]
+        h, p, t = a[pre + "weak_hard"], a[pre + "probe_hard"], a[pre + "target_hard"]
+
+        def acc(v: np.ndarray, m: np.ndarray) -> float | None:
+            return float((v[m] == y[m]).mean()) if m.any() else None
+
+        every = np.ones_like(flagged)
+        return {"weak_acc_flagged": acc(h, flagged), "weak_acc_unflagged": acc(h, ~flagged),
+                "weak_acc": acc(h, every), "probe_acc": acc(p, every), "target_acc_kept": acc(t, kept)}
+
+    return fn
+
+
+def filter_by_probe(cfg: Any, weak: np.ndarray, pred: np.ndarray, positions: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The common end of the probe filters: flag the ``cfg.drop_frac`` candidates whose out-of-fold
+    probe prediction ``pred`` (N, K) disagrees most with the weak labels, apply ``cfg.action``, and
+    describe it: (keep (N,), targets (N, K), stats)."""
     flagged = most_disagreeing(disagreement(pred, weak), cfg.drop_frac)
     keep, targets = apply_action(cfg.action, weak, flagged, pred)
-    return keep, targets, stats(ctx, cfg.action, weak, flagged, pred, keep, targets)
+    return keep, targets, stats(cfg.action, weak, flagged, pred, keep, targets, positions)

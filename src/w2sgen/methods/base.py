@@ -14,13 +14,19 @@ A composition holds at most one method of each kind except ``select`` (filters c
 and an ``alone`` method only by itself. Hooks (all optional, by kind):
 
     prepare_fn(cfg, weak)               -> cfg resolved from the weak labels on transfer (N, K)
-    select_fn(cfg, weak[, ctx])         -> (keep (N,) bool, targets (N, K)[, info dict])
+    select_fn(cfg, weak[, ctx, pos])    -> (keep (n,) bool, targets (n, K)[, info dict]) over the n
+                                           transfer examples still kept (positions ``pos`` in transfer)
     supervise_fn(cfg, ctx)              -> Supervision: new weak probabilities on transfer/val/test
     train_fn(cfg, ctx, plan)            -> StageResult of the student (default: ctx.train_student)
-    run_fn(cfg, ctx)                    -> StageResult with predictions on transfer/val/test
+    run_fn(cfg, ctx, plan)              -> StageResult with predictions on transfer/val/test
+    key_fn(cfg, env)                    -> dict of what else the student's key must hold (other
+                                           models' keys, run-config fields the method reads)
+    analyze_fn(cfg, student, truth, ctx) -> dict of ground-truth analyses (run by the protocol after
+                                           the method returned; see ``protocol.analyze_student``)
 
 ``ctx`` is a ``w2sgen.methods.context.StudentContext``: the run's task, splits, models, stage cache
-and the finished weak floor and ceiling, with helpers that train cached stages.
+and the finished weak floor, with helpers that train cached stages, behind the label firewall (no
+ground truth of transfer, val or test; weak_train's stays readable).
 """
 
 from __future__ import annotations
@@ -78,6 +84,20 @@ class Method:
     """select_fn takes the StudentContext as a third argument (it reads the strong model's features)."""
     modes: tuple[str, ...] = ("probe", "finetune")
     """Modes the method supports."""
+    key_fn: Callable[[Any, Any], dict[str, Any]] | None = None
+    """(config, env: protocol.KeyEnv) -> what the student's key must hold beyond the method's own
+    settings and the weak labels: ``env.model_key(name)`` of every other model it uses,
+    ``env.config(path)`` of every run-config field it reads (a context method only)."""
+    analyze_fn: Callable[[Any, Any, dict[str, np.ndarray], Any], dict[str, Any]] | None = None
+    """(config, student StageResult, truth {split: labels}, ctx) -> ground-truth analysis facts of
+    the student's record (from the arrays the method kept in its train.json); run by the protocol
+    after the method has returned, outside the label firewall."""
+    trains: bool = True
+    """The method trains a model under the run's training config (``probe.*`` or ``finetune.*``),
+    which its student's key then holds; prompting baselines train nothing."""
+    uses_ground_truth: bool = False
+    """The method reads ground truth of transfer, val or test (e.g. probe_ladder's gt rungs): the
+    firewall lets it, and every table marks it (*) and leaves it out of rankings."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -103,19 +123,23 @@ class Method:
         """The config with any setting that depends on the transfer set's weak labels (N, K) resolved."""
         return self.prepare_fn(cfg, weak) if self.prepare_fn is not None else cfg
 
-    def select(self, cfg: Any, weak: np.ndarray, ctx: Any = None,
-               info: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Which transfer examples the student trains on, and their targets: (keep (N,) bool, targets (N, K)).
+    def select(self, cfg: Any, weak: np.ndarray, ctx: Any = None, info: dict[str, Any] | None = None,
+               positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the candidate transfer examples the student trains on, and their targets:
+        (keep (n,) bool, targets (n, K)) for the n candidates' weak labels ``weak`` (n, K).
 
-        Default: every example, with the weak labels as targets. ``info``: a dict that receives
-        ``{name: facts}`` when select_fn returns facts as a third element.
+        ``positions`` (n,): the candidates' positions in transfer (all of transfer by default; in a
+        chain of filters, what the previous ones kept). Default: every example, with the weak labels
+        as targets. ``info``: a dict that receives ``{name: facts}`` when select_fn returns facts as
+        a third element.
         """
         if self.select_fn is None:
             return np.ones(len(weak), dtype=bool), weak
         if self.select_uses_context:
             if ctx is None:
                 raise ValueError(f"method {self.name!r}: select needs the run context (strong features)")
-            out = self.select_fn(cfg, weak, ctx)
+            pos = np.arange(len(weak)) if positions is None else np.asarray(positions)
+            out = self.select_fn(cfg, weak, ctx, pos)
         else:
             out = self.select_fn(cfg, weak)
         keep, target = out[0], out[1]

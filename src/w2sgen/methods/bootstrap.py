@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..errors import W2SError
 from ..metrics import accuracy
 from .base import Method
@@ -45,6 +47,11 @@ def ladder(weak: str, models: list[str], strong: str) -> list[str]:
     return [weak, *models, strong]
 
 
+def _key(cfg: BootstrapConfig, env: Any) -> dict[str, Any]:
+    """The rungs' models and the settings of the rungs' loss (read from the run's method settings)."""
+    return {"rungs": [env.model_key(m) for m in cfg.models], "rung_loss": env.config(f"method_args.{cfg.rung_loss}")}
+
+
 def _supervise(cfg: BootstrapConfig, ctx: Any):
     from . import METHODS
 
@@ -52,20 +59,32 @@ def _supervise(cfg: BootstrapConfig, ctx: Any):
     lcfg = lm.config(ctx.cfg.method_args.get(lm.name))
     loss_fn = lm.make_loss(lcfg)
     rows = ctx.rows("transfer")
-    y = {s: ctx.labels[ctx.rows(s)] for s in ("transfer", "test")}
     probs = {s: ctx.weak_probs(s) for s in ("transfer", "val", "test")}  # rung 0: the weak floor
     names = ladder(ctx.weak.model.name if ctx.weak is not None else "given", cfg.models, ctx.strong.model.name)
-    rungs = [{"rung": 0, "model": names[0], "source": "floor",
-              "transfer_acc": accuracy(y["transfer"], probs["transfer"]), "test_acc": accuracy(y["test"], probs["test"])}]
+    rungs: list[dict[str, Any]] = [{"rung": 0, "model": names[0], "source": "floor",
+                                    "transfer": probs["transfer"], "test": probs["test"]}]
     for i, model in enumerate(cfg.models, start=1):
         side = ctx.side(model)
         oof, ev = ctx.oof_eval("bootstrap", side, rows, probs["transfer"], loss_fn, cfg.folds,
                                inputs={"rung_loss": lm.name, "rung_loss_settings": lm.settings(lcfg)})
         probs = {"transfer": oof, **ev}  # transfer: out-of-fold; val/test: mean of the fold models
+        # the rung's predictions (arrays.npz); the protocol scores them against ground truth
         rungs.append({"rung": i, "model": model, "source": f"{cfg.folds}-fold out-of-fold",
-                      "transfer_acc": accuracy(y["transfer"], oof), "test_acc": accuracy(y["test"], ev["test"])})
+                      "transfer": oof, "test": ev["test"]})
     info = {"ladder": rungs, "ladder_models": names}
     return ctx.probs_stage("bootstrap", probs, info)
+
+
+def _analyze(cfg: BootstrapConfig, student: Any, truth: dict[str, np.ndarray], ctx: Any) -> dict[str, Any]:
+    """Each rung's accuracy on transfer (its out-of-fold labels) and on test."""
+    a = student.arrays
+    out = []
+    for r in student.info.get("ladder", []):
+        i = r["rung"]
+        out.append({"rung": i, "model": r["model"],
+                    "transfer_acc": accuracy(truth["transfer"], a[f"ladder/{i}/transfer"]),
+                    "test_acc": accuracy(truth["test"], a[f"ladder/{i}/test"])})
+    return {"ladder": out}
 
 
 METHOD = Method(
@@ -74,4 +93,6 @@ METHOD = Method(
     config_cls=BootstrapConfig,
     kind="labels",
     supervise_fn=_supervise,
+    key_fn=_key,
+    analyze_fn=_analyze,
 )

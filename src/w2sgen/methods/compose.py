@@ -53,6 +53,20 @@ class Composite:
         return any(p.method.needs_context for p in self.parts)
 
     @property
+    def uses_ground_truth(self) -> bool:
+        """Whether a part reads ground truth of transfer, val or test (then it is marked, never ranked)."""
+        return any(p.method.uses_ground_truth for p in self.parts)
+
+    @property
+    def trains(self) -> bool:
+        """Whether a part trains under the run's training config (its key holds that config then)."""
+        return any(p.method.trains for p in self.parts)
+
+    def key_inputs(self, env: Any) -> dict[str, Any]:
+        """What the parts' ``key_fn`` add to the student's key, by part name (env: protocol.KeyEnv)."""
+        return {p.method.name: p.method.key_fn(p.cfg, env) for p in self.parts if p.method.key_fn is not None}
+
+    @property
     def single(self) -> bool:
         return len(self.parts) == 1
 
@@ -74,7 +88,7 @@ def parse(name: str, method_args: dict[str, dict[str, Any]] | None = None, mode:
     """Resolve ``name`` (``a`` or ``a+b+...``) to a checked Composite; errors name the fix."""
     from . import METHODS
 
-    method_args = method_args or {}
+    method_args = {} if method_args is None else method_args  # (no truth test: a tracked dict records it)
     parts = []
     for raw in split_name(name):
         m = METHODS.get(raw)

@@ -4,6 +4,15 @@ Methods that need more than the weak labels (filters read the strong model's fea
 train more weak floors, bootstrap and s2s train out-of-fold models, early_stop keeps curves) get
 a context. Every model it trains is a stage of the stage cache, keyed by all it depends on, so a
 rerun or another method that needs the same model trains nothing.
+
+The label firewall: a method's context (``for_method``) holds no ground truth of transfer, val or
+test, directly or in disguise. ``ctx.labels``, ``ctx.metrics``, ``ctx.ceiling``, ``ctx.onehot`` of
+rows outside weak_train, ``ctx.keys.labels`` / ``ctx.keys.ceiling``, the task frame's label column
+and ceiling entries of the stage cache all raise a W2SError naming the method and what it tried to
+read; the attempt is also recorded, so the run fails after the hook returns even if the method
+caught the error. weak_train's ground truth stays readable (``ctx.weak_train_labels()``): methods
+that train more weak supervisors need it. The threat model is a method that reads ground truth by
+mistake, not hostile code. Methods that declare ``uses_ground_truth`` get the unguarded context.
 """
 
 from __future__ import annotations
@@ -45,14 +54,63 @@ class StudentContext:
     floor: StageResult
     """The weak supervisor's predictions on transfer, val and test (the floor, or given labels)."""
     ceiling: StageResult
-    """The strong ceiling's predictions on transfer, val and test."""
+    """The strong ceiling's predictions on transfer, val and test (refused behind the firewall)."""
     _sides: dict[str, ModelSide] = field(default_factory=dict)
+    method: str = ""
+    """The method this context serves ("" for the protocol's own context)."""
+    guarded: bool = False
+    """Behind the label firewall (a method's context)."""
+    refused: list[str] = field(default_factory=list)
+    """What the firewall refused (each one fails the run)."""
+    _full: Any = None
+    """The protocol's unguarded context (for a method's context)."""
+
+    # ----------------------------------------------------------------- the firewall
+
+    def for_method(self, spec: Any) -> StudentContext:
+        """The context a method's hooks get: behind the label firewall unless the method (a Composite
+        or a part) declares ``uses_ground_truth``."""
+        if spec.uses_ground_truth:
+            return dataclasses.replace(self, method=spec.name, guarded=False, refused=[], _full=self)
+        new = dataclasses.replace(self, method=spec.name, guarded=True, refused=[], _full=self)
+        new.task, new.keys = _TaskView(self.task, new), _KeysView(self.keys, new)
+        new.cache = _GuardedCache(self.cache, new)
+        new.ceiling = _Refused(new, "ctx.ceiling (the ceiling's predictions, trained on transfer's ground truth)")
+        return new
+
+    def refuse(self, what: str) -> None:
+        """Refuse a read of ground truth: record it (the run fails even if the error is caught) and raise."""
+        from .. import reads
+        from ..errors import GroundTruthError
+
+        msg = (f"method {self.method!r} tried to read {what}: ground truth of transfer, val and test is hidden "
+               "from methods (the label firewall). Use the weak labels (ctx.weak_probs) or weak_train's ground "
+               "truth (ctx.weak_train_labels()); analyses that need ground truth go in the method's analyze_fn, "
+               "which the protocol runs after the method has returned, or the method declares "
+               "uses_ground_truth (then it is marked and never ranked)")
+        self.refused.append(msg)
+        reads.refuse(msg)
+        raise GroundTruthError(msg)
+
+    def labels_of(self, split: str) -> np.ndarray:
+        """Ground-truth labels of ``split`` in split order (the protocol's analyses; refused to methods)."""
+        if self.guarded:
+            self.refuse(f"the ground truth of {split}")
+        return self.task.frame["label"].to_numpy()[self.rows(split)]
+
+    def weak_train_labels(self) -> np.ndarray:
+        """Ground-truth labels of weak_train in split order (readable by methods: the weak model's own
+        training data)."""
+        task = self.task._task if isinstance(self.task, _TaskView) else self.task
+        return task.frame["label"].to_numpy()[self.rows("weak_train")]
 
     # ----------------------------------------------------------------- data
 
     @property
     def labels(self) -> np.ndarray:
-        """Ground-truth labels of every example of the task (N,) — for ceilings and analysis only."""
+        """Ground-truth labels of every example of the task (N,) — the protocol's own context only."""
+        if self.guarded:
+            self.refuse("ctx.labels (ground truth of every split)")
         return self.task.frame["label"].to_numpy()
 
     @property
@@ -71,8 +129,12 @@ class StudentContext:
         return [t.iloc[int(i)] for i in rows]
 
     def onehot(self, rows: np.ndarray) -> np.ndarray:
-        """Ground truth of ``rows`` as (n, K) one-hot targets."""
-        return np.eye(self.num_classes, dtype=np.float32)[self.labels[rows]]
+        """Ground truth of ``rows`` as (n, K) one-hot targets (behind the firewall: weak_train rows only)."""
+        rows = np.asarray(rows)
+        if self.guarded and not np.isin(rows, self.rows("weak_train")).all():
+            self.refuse("ctx.onehot of rows outside weak_train (their ground truth)")
+        task = self.task._task if isinstance(self.task, _TaskView) else self.task
+        return np.eye(self.num_classes, dtype=np.float32)[task.frame["label"].to_numpy()[rows]]
 
     def weak_probs(self, split: str) -> np.ndarray:
         """The weak supervisor's probabilities on ``split`` (n, K)."""
@@ -85,9 +147,11 @@ class StudentContext:
         return p
 
     def metrics(self, st: StageResult) -> dict[str, Any]:
-        """Accuracy and AUROC of a stage's predictions on val and test."""
+        """Accuracy and AUROC of a stage's predictions on val and test (the protocol's context only)."""
         from .. import metrics
 
+        if self.guarded:
+            self.refuse("ctx.metrics (accuracy against the ground truth of val and test)")
         out = {}
         for s in ("val", "test"):
             p = st.probs(s, self.ids(s))
@@ -97,18 +161,22 @@ class StudentContext:
 
     # ----------------------------------------------------------------- models
 
-    def side(self, model: str, layer: int | None = None, *, frozen: bool = False) -> ModelSide:
+    def side(self, model: str, layer: int | None = None, *, frozen: bool = False, mode: str | None = None
+             ) -> ModelSide:
         """A backbone of the run's kind for ``model`` (short name, hub id or directory).
 
         ``frozen``: a probe-mode side (cached activations) whatever the run's mode — filters read
-        features of the frozen strong model in finetune runs too.
+        features of the frozen strong model in finetune runs too. ``mode``: a side under that mode.
+        A stage that uses it must hold its key (a method: ``env.model_key(model, layer, mode=...)``).
         """
         from ..models import resolve_model
+        from ..reads import with_changes
 
-        cfg = self.cfg if not frozen or self.cfg.mode == "probe" else dataclasses.replace(self.cfg, mode="probe")
-        k = f"{model}|{layer}|{cfg.mode}"
+        mode = "probe" if frozen else (mode or self.cfg.mode)
+        cfg = self.cfg if mode == self.cfg.mode else with_changes(self.cfg, mode=mode)
+        k = f"{model}|{layer}|{mode}"
         if k not in self._sides:
-            if model == self.strong.model.name and layer is None and cfg.mode == self.cfg.mode:
+            if model == self.strong.model.name and layer is None and mode == self.cfg.mode:
                 self._sides[k] = self.strong
             else:
                 s = side_for(resolve_model(model), layer, cfg, self.cache.root)
@@ -120,8 +188,7 @@ class StudentContext:
         """The strong model as a frozen feature extractor (== ``strong`` in probe mode)."""
         if self.cfg.mode == "probe":
             return self.strong
-        return self.side(self.strong.model.name, self.strong.layer if self.cfg.embed.strong_layer is not None
-                         else None, frozen=True)
+        return self.side(self.strong.model.name, self.cfg.embed.strong_layer, frozen=True)
 
     def features(self, side: ModelSide, rows: np.ndarray) -> np.ndarray:
         """Cached activations (n, C) of ``rows`` from a probe-mode side."""
@@ -140,8 +207,7 @@ class StudentContext:
         """
         seed = self.seed if seed is None else seed
         ids = self.task.frame["id"].to_numpy()[rows]
-        key = dict(self.keys.base, stage=stage, seed=seed, features=side.key, train=ids_hash(ids, target),
-                   **(inputs or {}))
+        key = self.keys.make(stage, side.key, cfg=side.cfg, seed=seed, train=ids_hash(ids, target), **(inputs or {}))
         fn = train_stage if side.cfg.mode == "probe" else finetune_stage
         return fn(self.cache, stage, key, side, self.task, self.splits, np.asarray(target, dtype=np.float32),
                   loss_fn, side.cfg, seed, train_idx=np.asarray(rows), extra_info=extra_info)
@@ -160,7 +226,7 @@ class StudentContext:
         from ..protocol import _xent_loss
 
         seed = self.seed if seed is None else seed
-        inputs = dict(self.keys.floor(side.key), seed=seed)
+        inputs = self.keys.floor(side.key).with_(seed=seed)
         rows = self.rows("weak_train")
         fn = train_stage if side.cfg.mode == "probe" else finetune_stage
         return fn(self.cache, "floor", inputs, side, self.task, self.splits, self.onehot(rows), _xent_loss(),
@@ -218,11 +284,19 @@ class StudentContext:
         frame = predictions_frame({s: self.ids(s) for s in PREDICT_SPLITS}, probs)
         return StageResult(name, frame, dict(info or {}), False, key, 0.0)
 
+    def key_env(self) -> Any:
+        """The KeyEnv of this run: model keys come from this context's sides (nothing is trained)."""
+        from ..protocol import KeyEnv
+
+        return KeyEnv(self.cfg, lambda name, layer, mode: self.side(name, layer, mode=mode).key,
+                      self.strong.model.name, self.weak.model.name if self.weak is not None else None,
+                      self.keys.split_ids)
+
     def side_under(self, cfg: RunConfig, model: str | None = None, layer: int | None = None) -> ModelSide:
         """A side of ``model`` (short name, hub id or directory; default the strong model, at the
         run's strong layer) built under another run config ``cfg``, e.g. a finetune-mode side in a
-        probe run. Stages trained on it must add ``mode_inputs(cfg)`` to their keys: the run's base
-        inputs name the run's own mode and training config."""
+        probe run. Stages trained on it build their keys with ``keys.make(..., cfg=cfg)``: the run's
+        base inputs name the run's own mode and training config."""
         from ..models import resolve_model
 
         if model is None:
@@ -231,17 +305,121 @@ class StudentContext:
         s.texts_needed = self.texts(np.concatenate([self.rows(x) for x in SPLITS]))
         return s
 
-    @staticmethod
-    def mode_inputs(cfg: RunConfig) -> dict[str, Any]:
-        """The stage-key entries that name a training mode and its config (see ``side_under``)."""
-        from ..protocol import _train_cfg
 
-        return {"mode": cfg.mode, "train_cfg": _train_cfg(cfg)}
-
-
-def split_accuracy(ctx: Any, probs: np.ndarray | None, split: str = "test") -> float | None:
-    """Ground-truth accuracy of ``probs`` (n, K) on ``split`` of ``ctx``'s run, for analysis records
-    (never for selection); None when there are no predictions."""
+def split_accuracy(truth: dict[str, np.ndarray], probs: np.ndarray | None, split: str = "test") -> float | None:
+    """Ground-truth accuracy of ``probs`` (n, K) on ``split`` (``truth``: labels by split, as an
+    ``analyze_fn`` gets them), for analysis records; None when there are no predictions."""
     from ..metrics import accuracy
 
-    return None if probs is None else accuracy(ctx.labels[ctx.rows(split)], np.asarray(probs))
+    return None if probs is None else accuracy(truth[split], np.asarray(probs))
+
+
+# --------------------------------------------------------------------------- firewall views
+
+REFUSED_STAGES = frozenset({"ceiling"})
+"""Stage-cache entries trained on transfer's ground truth: a method may not read them."""
+
+
+class _Refused:
+    """Stands for something a method may not read: any use of it is refused."""
+
+    def __init__(self, ctx: StudentContext, what: str):
+        object.__setattr__(self, "_ctx", ctx)
+        object.__setattr__(self, "_what", what)
+
+    def __getattr__(self, name: str) -> Any:
+        self._ctx.refuse(self._what)
+
+    def __bool__(self) -> bool:
+        self._ctx.refuse(self._what)
+        return False
+
+
+class _GuardedFrame:
+    """A task frame whose label column is refused (the rest reads from a copy without it)."""
+
+    def __init__(self, frame: Any, ctx: StudentContext):
+        self._frame = frame
+        self._ctx = ctx
+        self._nolabel = None
+
+    def _plain(self) -> Any:
+        if self._nolabel is None:
+            self._nolabel = self._frame.drop(columns=["label"])
+        return self._nolabel
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == "label" if isinstance(key, str) else (isinstance(key, (list, tuple)) and "label" in key):
+            self._ctx.refuse("the task frame's label column (ground truth of every split)")
+        return self._frame[key]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "label":
+            self._ctx.refuse("the task frame's label column (ground truth of every split)")
+        return getattr(self._plain(), name)
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+
+class _TaskView:
+    """The task as a method sees it: its frame without ground truth."""
+
+    def __init__(self, task: TaskData, ctx: StudentContext):
+        self._task = task
+        self.frame = _GuardedFrame(task.frame, ctx)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+    def __len__(self) -> int:
+        return len(self._task)
+
+
+class _KeysView:
+    """The run's stage inputs without the labels (nor the ceiling's key, which leads to its entry)."""
+
+    def __init__(self, keys: StageInputs, ctx: StudentContext):
+        self._keys = keys
+        self._ctx = ctx
+
+    @property
+    def labels(self) -> Any:
+        self._ctx.refuse("ctx.keys.labels (ground truth of every split)")
+
+    def ceiling(self, *a: Any, **k: Any) -> Any:
+        self._ctx.refuse("ctx.keys.ceiling (the key of the ceiling's stage, trained on transfer's ground truth)")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._keys, name)
+
+
+class _GuardedCache:
+    """The stage cache without the entries trained on transfer's ground truth (ceilings)."""
+
+    def __init__(self, cache: StageCache, ctx: StudentContext):
+        self._cache = cache
+        self._ctx = ctx
+
+    def _check(self, stage: str) -> None:
+        if stage in REFUSED_STAGES:
+            self._ctx.refuse(f"the stage cache's {stage!r} entries (trained on transfer's ground truth)")
+
+    def get(self, stage: str, *a: Any, **k: Any) -> Any:
+        self._check(stage)
+        return self._cache.get(stage, *a, **k)
+
+    def get_or_build(self, stage: str, *a: Any, **k: Any) -> Any:
+        self._check(stage)
+        return self._cache.get_or_build(stage, *a, **k)
+
+    def put(self, stage: str, *a: Any, **k: Any) -> Any:
+        self._check(stage)
+        return self._cache.put(stage, *a, **k)
+
+    def path(self, stage: str, *a: Any, **k: Any) -> Any:
+        self._check(stage)
+        return self._cache.path(stage, *a, **k)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cache, name)

@@ -4,10 +4,12 @@ Burns et al. (2023, §4.3.2 and appendix) show that students overfit their weak 
 training, and report results with early stopping. Here the student is evaluated every ``every``
 epochs (probe mode) or every ``eval_steps`` optimizer steps (finetune mode) on transfer, val and
 test; the kept checkpoint is the one whose val predictions best match the *weak* labels on val
-(what a real user, who has no ground truth, can do). The checkpoint with the best ground-truth
-val accuracy (the oracle) is recorded for analysis only, with the test accuracy at both and the
-whole curve, in the student's ``train.json`` (``early_stop``). It composes with any loss
-(``logconf+early_stop``); alone it trains with ``xent``.
+(what a real user, who has no ground truth, can do). The method never sees ground truth: it keeps
+each evaluation point's val and test predictions (the stage's arrays.npz), and the protocol, after
+the method has returned, records the checkpoint with the best ground-truth val accuracy (the
+oracle), the test accuracy at the kept, oracle and last points and the whole accuracy curve
+(``students.<name>.analysis.early_stop``). It composes with any loss (``logconf+early_stop``);
+alone it trains with ``xent``.
 """
 
 from __future__ import annotations
@@ -90,28 +92,29 @@ def default_eval_steps(total: int) -> int:
     return max(1, round(total / 10))
 
 
-def score_curve(val: Sequence[np.ndarray], test: Sequence[np.ndarray], weak_val: np.ndarray, y_val: np.ndarray,
-                y_test: np.ndarray) -> list[dict[str, float]]:
-    """Per checkpoint: val agreement and cross-entropy with the weak labels, val and test accuracy.
+def weak_curve(val: Sequence[np.ndarray], weak_val: np.ndarray) -> list[dict[str, float]]:
+    """Per checkpoint: val agreement and cross-entropy with the weak labels (no ground truth).
 
-    ``val[t]`` (n_val, K) and ``test[t]`` (n_test, K) are checkpoint t's probabilities;
-    ``weak_val`` (n_val, K) the weak labels on val; ``y_val``, ``y_test`` ground-truth classes.
+    ``val[t]`` (n_val, K) is checkpoint t's val probabilities; ``weak_val`` (n_val, K) the weak labels.
     """
+    return [{"val_weak_agreement": agreement(v, weak_val), "val_weak_xent": soft_xent(v, weak_val)} for v in val]
+
+
+def truth_curve(val: Sequence[np.ndarray], test: Sequence[np.ndarray], y_val: np.ndarray,
+                y_test: np.ndarray) -> list[dict[str, float]]:
+    """Per checkpoint: ground-truth val and test accuracy (the protocol's analysis, never selection)."""
     from ..metrics import accuracy
 
-    return [{"val_weak_agreement": agreement(v, weak_val), "val_weak_xent": soft_xent(v, weak_val),
-             "val_acc": accuracy(y_val, v), "test_acc": accuracy(y_test, t)} for v, t in zip(val, test)]
+    return [{"val_acc": accuracy(y_val, v), "test_acc": accuracy(y_test, t)} for v, t in zip(val, test)]
 
 
-def choose(curve: list[dict[str, float]], select: str) -> tuple[int, int]:
-    """(index kept by ``select`` from weak-label scores, oracle index by ground-truth val accuracy)."""
+def choose(curve: list[dict[str, float]], select: str) -> int:
+    """The index kept by ``select`` from the weak-label scores of ``curve`` (see :func:`weak_curve`)."""
     if select == "weak_agreement":
-        kept = select_checkpoint([c["val_weak_agreement"] for c in curve])
-    elif select == "weak_xent":
-        kept = select_checkpoint([c["val_weak_xent"] for c in curve], higher_is_better=False)
-    else:
-        raise ValueError(f"unknown select rule {select!r}")
-    return kept, select_checkpoint([c["val_acc"] for c in curve])
+        return select_checkpoint([c["val_weak_agreement"] for c in curve])
+    if select == "weak_xent":
+        return select_checkpoint([c["val_weak_xent"] for c in curve], higher_is_better=False)
+    raise ValueError(f"unknown select rule {select!r}")
 
 
 # --------------------------------------------------------------------------- training
@@ -129,19 +132,37 @@ def _weak_val(ctx: Any, plan: Any) -> np.ndarray:
 
 
 def _record(cfg: EarlyStopConfig, points: list[dict[str, Any]], curve: list[dict[str, float]], kept: int,
-            oracle: int, unit: str) -> dict[str, Any]:
+            unit: str, val: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> dict[str, Any]:
+    """train.json's ``early_stop``: the weak-label curve, the kept point, and each point's val and
+    test predictions (``probs``, to arrays.npz) for the protocol's ground-truth analysis."""
     full = [dict(p, **c) for p, c in zip(points, curve)]
     return {"select": cfg.select, "ties": "earliest", "unit": unit, "n_points": len(full),
-            "selected": dict(full[kept], index=kept), "oracle": dict(full[oracle], index=oracle),
-            "last": dict(full[-1], index=len(full) - 1), "curve": full}
+            "selected": dict(full[kept], index=kept), "last": dict(full[-1], index=len(full) - 1), "curve": full,
+            "probs": {"val": np.stack(val).astype(np.float32), "test": np.stack(test).astype(np.float32)}}
+
+
+def _analyze(cfg: EarlyStopConfig, student: Any, truth: dict[str, np.ndarray], ctx: Any) -> dict[str, Any] | None:
+    """The oracle checkpoint (best ground-truth val accuracy), the test accuracy at the kept, oracle
+    and last points, and the accuracy curve: how much early stopping on weak agreement recovers."""
+    a = student.arrays
+    es = student.info.get("early_stop")
+    if not es or "early_stop/probs/val" not in a:
+        return None
+    acc = truth_curve(list(a["early_stop/probs/val"]), list(a["early_stop/probs/test"]), truth["val"], truth["test"])
+    oracle = select_checkpoint([c["val_acc"] for c in acc])
+    kept, last = es["selected"]["index"], len(acc) - 1
+    points = [{k: v for k, v in p.items() if k in ("epoch", "step")} for p in es["curve"]]
+    return {"oracle": dict(points[oracle], index=oracle, **acc[oracle]),
+            "selected": dict(points[kept], index=kept, **acc[kept]),
+            "last": dict(points[last], index=last, **acc[last]),
+            "curve": [dict(p, **c) for p, c in zip(points, acc)]}
 
 
 def _train(cfg: EarlyStopConfig, ctx: Any, plan: Any):
-    from ..protocol import PREDICT_SPLITS, StageResult, _load_stage, _save_stage
+    from ..protocol import PREDICT_SPLITS, _save_stage, load_result
 
     side = ctx.strong
     weak_val = _weak_val(ctx, plan)
-    y = {s: ctx.labels[ctx.rows(s)] for s in ("val", "test")}
     t0 = time.time()
 
     if side.cfg.mode == "probe":
@@ -163,12 +184,13 @@ def _train(cfg: EarlyStopConfig, ctx: Any, plan: Any):
 
             res = train_head(x, plan.target, plan.loss_fn, side.cfg.probe, ctx.seed,
                              desc=f"student ({side.model.name})", on_epoch=on_epoch)
-            curve = score_curve([p["val"] for p in probs], [p["test"] for p in probs], weak_val, y["val"], y["test"])
-            kept, oracle = choose(curve, cfg.select)
+            val, test = [p["val"] for p in probs], [p["test"] for p in probs]
+            curve = weak_curve(val, weak_val)
+            kept = choose(curve, cfg.select)
             _save_stage(d, ctx.task, ctx.splits, probs[kept], {"head.safetensors": heads[kept]},
                         {"losses": res.losses, "steps": res.steps, "skipped_steps": res.skipped,
                          "train_wall_s": time.time() - t0, **plan.info,
-                         "early_stop": _record(cfg, points, curve, kept, oracle, "epoch")})
+                         "early_stop": _record(cfg, points, curve, kept, "epoch", val, test)})
 
         entry, hit = ctx.cache.get_or_build("student", plan.inputs, build)
     else:
@@ -181,18 +203,17 @@ def _train(cfg: EarlyStopConfig, ctx: Any, plan: Any):
             if not res.curve:
                 raise RuntimeError("early_stop: finetune returned no evaluation curve")
             points = [{"step": c["step"]} for c in res.curve]
-            curve = score_curve([c["probs"]["val"] for c in res.curve], [c["probs"]["test"] for c in res.curve],
-                                weak_val, y["val"], y["test"])
-            kept, oracle = choose(curve, cfg.select)
+            val, test = [c["probs"]["val"] for c in res.curve], [c["probs"]["test"] for c in res.curve]
+            curve = weak_curve(val, weak_val)
+            kept = choose(curve, cfg.select)
             return res.curve[kept]["probs"], {
                 "eval_steps": every, "weights": "not stored (the kept checkpoint's weights are not kept by finetune)",
-                "early_stop": _record(cfg, points, curve, kept, oracle, "step")}
+                "early_stop": _record(cfg, points, curve, kept, "step", val, test)}
 
         return finetune_stage(ctx.cache, "student", plan.inputs, side, ctx.task, ctx.splits, plan.target,
                               plan.loss_fn, side.cfg, ctx.seed, train_idx=plan.rows, extra_info=plan.info,
                               eval_every=every, pick=pick)
-    preds, info = _load_stage(entry)
-    return StageResult("student", preds, info, hit, entry.name, time.time() - t0)
+    return load_result("student", entry, hit, t0)
 
 
 METHOD = Method(
@@ -201,4 +222,5 @@ METHOD = Method(
     config_cls=EarlyStopConfig,
     kind="train",
     train_fn=_train,
+    analyze_fn=_analyze,
 )

@@ -75,9 +75,14 @@ def combine(probs: np.ndarray, mode: str = "mean") -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _key(cfg: EnsembleConfig, env: Any) -> dict[str, Any]:
+    """The extra supervisors' models: the weak model (extra seeds) and each extra model."""
+    weak = env.model_key(env.weak, env.cfg.embed.weak_layer) if cfg.seeds and env.weak is not None else None
+    return {"weak": weak, "models": [env.model_key(m) for m in cfg.models]}
+
+
 def _supervise(cfg: EnsembleConfig, ctx: Any):
     from ..protocol import PREDICT_SPLITS
-    from .context import split_accuracy  # lazy: the registry imports this module
 
     members: list[tuple[str, int, Any]] = [(ctx.weak.model.name if ctx.weak is not None else "given", ctx.seed,
                                             ctx.floor)]
@@ -100,13 +105,25 @@ def _supervise(cfg: EnsembleConfig, ctx: Any):
                                "given weak labels must cover transfer, val and test")
             per.append(p)
         probs[split] = combine(np.stack(per), cfg.combine)  # (N_split, K)
+    # each supervisor's test predictions (arrays.npz), scored against ground truth by the protocol
     info = {"ensemble": {
         "combine": cfg.combine,
-        "supervisors": [{"model": name, "seed": s, "test_acc": split_accuracy(ctx, st.probs("test", ctx.ids("test")))}
+        "supervisors": [{"model": name, "seed": s, "test": st.probs("test", ctx.ids("test"))}
                         for name, s, st in members],
-        "test_acc": split_accuracy(ctx, probs["test"]),
     }}
     return ctx.probs_stage("ensemble", probs, info)
+
+
+def _analyze(cfg: EnsembleConfig, student: Any, truth: dict[str, np.ndarray], ctx: Any) -> dict[str, Any]:
+    """Each supervisor's test accuracy, and the combined labels' (the supervision's)."""
+    from .context import split_accuracy
+
+    a = student.arrays
+    sups = student.info.get("ensemble", {}).get("supervisors", [])
+    return {"supervisors": [{"model": m["model"], "seed": m["seed"],
+                             "test_acc": split_accuracy(truth, a.get(f"ensemble/supervisors/{j}/test"))}
+                            for j, m in enumerate(sups)],
+            "test_acc": split_accuracy(truth, a.get("supervisor/probs/test"))}
 
 
 METHOD = Method(
@@ -115,4 +132,6 @@ METHOD = Method(
     config_cls=EnsembleConfig,
     kind="labels",
     supervise_fn=_supervise,
+    key_fn=_key,
+    analyze_fn=_analyze,
 )

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import W2SError
 from ..models.lm import DEFAULT_TEMPLATE
 from .base import Method
-from .zero_shot import _check_prompting, run_prompting
+from .zero_shot import _check_prompting, prompt_key, run_prompting
 
 
 @dataclass
@@ -75,7 +75,7 @@ def _run(cfg: FewShotConfig, ctx: Any, plan: Any):
 
     if cfg.source == "gt":
         rows = ctx.rows("weak_train")
-        labels = ctx.labels[rows]
+        labels = ctx.weak_train_labels()
     else:
         rows = ctx.rows("transfer")
         labels = ctx.weak_probs("transfer").argmax(axis=1)
@@ -97,4 +97,6 @@ METHOD = Method(
     config_cls=FewShotConfig,
     kind="alone",
     run_fn=_run,
+    key_fn=prompt_key,
+    trains=False,
 )

@@ -4,9 +4,9 @@ Before any classification training the strong decoder is finetuned with the next
 (mean −log P(t_j | t_<j) over the tokens) on the texts of ``weak_train`` and ``transfer`` (no
 labels; val and test text unseen). That model, stored once (stage ``lm-finetune``: merged
 safetensors weights, config and tokenizer, a local model directory), then replaces the strong
-model for both its own ceiling (ground truth on transfer, stage ``ceiling``) and the student
-(weak labels). Probe mode reads its features; finetune mode finetunes it. The student's
-train.json records the own ceiling's metrics and the PGR against it.
+model for the student (weak labels). Probe mode reads its features; finetune mode finetunes it.
+Its own ceiling (ground truth on transfer, stage ``ceiling``) and the PGR against it are the
+protocol's analysis (``students.<name>.analysis.generative``), trained after the method returned.
 """
 
 from __future__ import annotations
@@ -84,56 +84,82 @@ def lm_finetuned(cfg: GenerativeConfig, ctx: Any):
     return entry, json.loads((entry / "lm_train.json").read_text())
 
 
-def _train(cfg: GenerativeConfig, ctx: Any, plan: Any):
-    from .. import metrics
-    from ..protocol import (
-        PREDICT_SPLITS,
-        StageResult,
-        _load_stage,
-        _save_stage,
-        _xent_loss,
-        side_for,
-    )
-    from ..store.cache import stage_key
+def _lm_side(ctx: Any, entry: Any):
+    """The strong model's registered defaults (layer, pooling, learning rates) on the LM-finetuned
+    weights of ``entry``: a derived side (its key follows from the lm-finetune stage's inputs)."""
+    from ..protocol import side_for
     from ..tasks.splits import SPLITS
+
+    model = dataclasses.replace(ctx.strong.model, name=f"{ctx.strong.model.name}+lm", path=str(entry), revision=None)
+    side = side_for(model, ctx.strong.layer, ctx.cfg, ctx.cache.root)
+    side.derived = True
+    side.texts_needed = ctx.texts(np.concatenate([ctx.rows(s) for s in SPLITS]))
+    return side
+
+
+def _train(cfg: GenerativeConfig, ctx: Any, plan: Any):
+    from ..protocol import PREDICT_SPLITS, _save_stage, load_result
+    from ..store.cache import stage_key
 
     t0 = time.time()
     entry, lm_info = lm_finetuned(cfg, ctx)
-    # the strong model's registered defaults (layer, pooling, learning rates) on the new weights
-    model = dataclasses.replace(ctx.strong.model, name=f"{ctx.strong.model.name}+lm", path=str(entry), revision=None)
-    side = side_for(model, ctx.strong.layer, ctx.cfg, ctx.cache.root)
-    side.texts_needed = ctx.texts(np.concatenate([ctx.rows(s) for s in SPLITS]))
-    transfer = ctx.rows("transfer")
-    ceiling = ctx.train("ceiling", side, transfer, ctx.onehot(transfer), _xent_loss(), inputs={"lm": entry.name})
+    side = _lm_side(ctx, entry)
     # the student itself is an inner stage; the "student" entry repeats its predictions with the
-    # facts that need them (PGR against the own ceiling), so a cached rerun reports the same
+    # LM finetuning's facts (its own ceiling, on ground truth, is the protocol's analysis)
     inner = ctx.train("generative-student", side, plan.rows, plan.target, plan.loss_fn,
                       inputs={"lm": entry.name, "student": stage_key(plan.inputs)})
 
     def build(d) -> None:
-        own, weak, st = ctx.metrics(ceiling), ctx.metrics(ctx.floor), ctx.metrics(inner)
         losses = lm_info["losses"]
         info = {**plan.info, "lm_finetune": {"key": entry.name, "steps": len(losses), "first_loss": losses[0],
                                              "last_loss": losses[-1], "n_texts": lm_info["n_texts"]},
-                "own_ceiling": own, "inner_stage": inner.key,
-                **{k: v for k, v in inner.info.items() if k not in plan.info}}
-        if "test" in own and "test" in weak and "test" in st:
-            info["pgr_acc_own_ceiling"] = metrics.pgr(weak["test"]["acc"], st["test"]["acc"], own["test"]["acc"])
-            info["pgr_auroc_own_ceiling"] = metrics.pgr(weak["test"]["auroc"], st["test"]["auroc"],
-                                                        own["test"]["auroc"])
+                "inner_stage": inner.key, **{k: v for k, v in inner.info.items() if k not in plan.info}}
         probs = {s: inner.probs(s, ctx.ids(s)) for s in PREDICT_SPLITS}
         _save_stage(d, ctx.task, ctx.splits, probs, {}, info)
 
     out, hit = ctx.cache.get_or_build("student", plan.inputs, build)
-    preds, info = _load_stage(out)
-    return StageResult("student", preds, info, hit, out.name, time.time() - t0)
+    return load_result("student", out, hit, t0)
+
+
+def _key(cfg: GenerativeConfig, env: Any) -> dict[str, Any]:
+    """The LM finetuning reads finetune.dtype (its compute dtype, in every mode) and the texts of
+    weak_train (besides transfer's, already in the key)."""
+    from ..protocol import ids_hash
+
+    return {"lm_dtype": env.config("finetune.dtype"), "lm_texts": ids_hash(env.split_ids["weak_train"])}
+
+
+def _analyze(cfg: GenerativeConfig, student: Any, truth: dict[str, np.ndarray], ctx: Any) -> dict[str, Any] | None:
+    """The LM-finetuned model's own ceiling (ground truth on transfer, a cached stage trained here,
+    after the method returned) and the PGR of the student against it."""
+    from .. import metrics
+    from ..protocol import _xent_loss
+
+    lm = student.info.get("lm_finetune")
+    if not lm:
+        return None
+    entry = ctx.cache.path("lm-finetune", lm["key"])
+    if not entry.is_dir():
+        return None
+    transfer = ctx.rows("transfer")
+    ceiling = ctx.train("ceiling", _lm_side(ctx, entry), transfer, ctx.onehot(transfer), _xent_loss(),
+                        inputs={"lm": lm["key"]})
+    own = ctx.metrics(ceiling)
+    weak, st = ctx.metrics(ctx.floor), ctx.metrics(student)
+    out: dict[str, Any] = {"own_ceiling": own}
+    if "test" in own and "test" in weak and "test" in st:
+        out["pgr_acc_own_ceiling"] = metrics.pgr(weak["test"]["acc"], st["test"]["acc"], own["test"]["acc"])
+        out["pgr_auroc_own_ceiling"] = metrics.pgr(weak["test"]["auroc"], st["test"]["auroc"], own["test"]["auroc"])
+    return out
 
 
 METHOD = Method(
     name="generative",
     description="Finetune the strong decoder as a language model on the task's unlabelled text, then train "
-                "its ceiling and student.",
+                "its student (its own ceiling is recorded as an analysis).",
     config_cls=GenerativeConfig,
     kind="train",
     train_fn=_train,
+    key_fn=_key,
+    analyze_fn=_analyze,
 )

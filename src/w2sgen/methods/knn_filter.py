@@ -62,10 +62,10 @@ def knn_scores(x: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int)
     return out
 
 
-def _select(cfg: KnnFilterConfig, weak: np.ndarray, ctx: Any):
-    x = F.transfer_features(ctx)
+def _select(cfg: KnnFilterConfig, weak: np.ndarray, ctx: Any, pos: np.ndarray):
+    x = F.transfer_features(ctx, pos)
     pred = knn_scores(x, weak, cfg.k, cfg.folds, ctx.seed)
-    return F.filter_by_probe(cfg, weak, pred, ctx)
+    return F.filter_by_probe(cfg, weak, pred, pos)
 
 
 METHOD = Method(
@@ -75,4 +75,6 @@ METHOD = Method(
     select_fn=_select,
     select_uses_context=True,
     kind="select",
+    key_fn=F.frozen_key,
+    analyze_fn=F.analyze(NAME),
 )

@@ -71,10 +71,10 @@ def logreg_scores(x: np.ndarray, hard: np.ndarray, num_classes: int, C: float, f
     return out
 
 
-def _select(cfg: LogregFilterConfig, weak: np.ndarray, ctx: Any):
-    x = F.transfer_features(ctx)
+def _select(cfg: LogregFilterConfig, weak: np.ndarray, ctx: Any, pos: np.ndarray):
+    x = F.transfer_features(ctx, pos)
     pred = logreg_scores(x, F.hard_labels(weak), weak.shape[1], cfg.C, cfg.folds, ctx.seed, cfg.max_iter)
-    return F.filter_by_probe(cfg, weak, pred, ctx)
+    return F.filter_by_probe(cfg, weak, pred, pos)
 
 
 METHOD = Method(
@@ -84,4 +84,6 @@ METHOD = Method(
     select_fn=_select,
     select_uses_context=True,
     kind="select",
+    key_fn=F.frozen_key,
+    analyze_fn=F.analyze(NAME),
 )

@@ -20,7 +20,6 @@ of ft_weak_lp_gt reads their features.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +56,12 @@ class ProbeLadderConfig:
 def ladder_configs(run_cfg: Any, cfg: ProbeLadderConfig) -> tuple[Any, Any]:
     """(probe-mode run config, finetune-mode run config) of the ladder: the run's settings with the
     mode switched and, for finetuning, ``ft_steps``, ``ft_lr`` and ``lora`` applied."""
-    ft = dataclasses.replace(run_cfg.finetune, lora=cfg.lora,
-                             max_steps=cfg.ft_steps if cfg.ft_steps is not None else run_cfg.finetune.max_steps,
-                             lr=cfg.ft_lr if cfg.ft_lr is not None else run_cfg.finetune.lr)
-    return dataclasses.replace(run_cfg, mode="probe"), dataclasses.replace(run_cfg, mode="finetune", finetune=ft)
+    from ..reads import with_changes
+
+    ft = with_changes(run_cfg.finetune, lora=cfg.lora,
+                      max_steps=cfg.ft_steps if cfg.ft_steps is not None else run_cfg.finetune.max_steps,
+                      lr=cfg.ft_lr if cfg.ft_lr is not None else run_cfg.finetune.lr)
+    return with_changes(run_cfg, mode="probe"), with_changes(run_cfg, mode="finetune", finetune=ft)
 
 
 # --------------------------------------------------------------------------- stages
@@ -111,42 +112,49 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
         _xent_loss,
         finetune_stage,
         ids_hash,
+        load_result,
         train_stage,
     )
 
     t0 = time.time()
     keys = ctx.keys
     pcfg, fcfg = ladder_configs(ctx.cfg, cfg)
-    p_over, f_over = ctx.mode_inputs(pcfg), ctx.mode_inputs(fcfg)
     transfer = ctx.rows("transfer")
-    gt = ctx.onehot(transfer)  # (n, K)
+    gt = ctx.onehot(transfer)  # (n, K) — this method declares uses_ground_truth
+    gt_train = ids_hash(ctx.ids("transfer"), ctx.labels[transfer])
     weak = ctx.weak_probs("transfer")  # (n, K)
     stages: dict[str, StageResult] = {}
 
     # lp_weak: the probe-mode xent student (same key as a probe run's), lp_gt: the probe-mode ceiling
     frozen = ctx.frozen_strong()
     xplan = keys.student_plan("xent", weak)
-    stages["lp_weak"] = train_stage(ctx.cache, "student", dict(keys.student("xent", frozen.key, weak), **p_over),
-                                    frozen, ctx.task, ctx.splits, xplan.target, xplan.loss_fn, pcfg, ctx.seed,
-                                    train_idx=xplan.rows)
-    stages["lp_gt"] = train_stage(ctx.cache, "ceiling", dict(keys.ceiling(frozen.key), **p_over), frozen, ctx.task,
-                                  ctx.splits, gt, _xent_loss(), pcfg, ctx.seed)
+    lp_weak_key = keys.make("student", frozen.key, cfg=pcfg, method="xent", settings=xplan.method.settings(),
+                            train_split="transfer", train=ids_hash(xplan.ids, xplan.target))
+    stages["lp_weak"] = train_stage(ctx.cache, "student", lp_weak_key, frozen, ctx.task, ctx.splits, xplan.target,
+                                    xplan.loss_fn, pcfg, ctx.seed, train_idx=xplan.rows)
+    lp_gt_key = keys.make("ceiling", frozen.key, cfg=pcfg, train_split="transfer", train=gt_train)
+    stages["lp_gt"] = train_stage(ctx.cache, "ceiling", lp_gt_key, frozen, ctx.task, ctx.splits, gt, _xent_loss(),
+                                  pcfg, ctx.seed)
 
     # ft_gt: the finetune-mode ceiling (same key as a finetune run's with these settings)
-    ft_side = ctx.strong if ctx.cfg == fcfg else ctx.side_under(fcfg)
-    stages["ft_gt"] = finetune_stage(ctx.cache, "ceiling", dict(keys.ceiling(ft_side.key), **f_over), ft_side,
-                                     ctx.task, ctx.splits, gt, _xent_loss(), fcfg, ctx.seed)
+    same = ctx.cfg.mode == "finetune" and ctx.cfg.finetune == fcfg.finetune
+    ft_side = ctx.strong if same else ctx.side_under(fcfg)
+    ft_gt_key = keys.make("ceiling", ft_side.key, cfg=fcfg, train_split="transfer", train=gt_train)
+    stages["ft_gt"] = finetune_stage(ctx.cache, "ceiling", ft_gt_key, ft_side, ctx.task, ctx.splits, gt,
+                                     _xent_loss(), fcfg, ctx.seed)
 
     # ft_weak (+ its full weights), then lp_gt on the finetuned model's features
-    ft_inputs = dict(keys.base, **f_over, stage="ladder-ft", features=ft_side.key, train_split="transfer",
-                     train=ids_hash(ctx.ids("transfer"), weak))
+    ft_inputs = keys.make("ladder-ft", ft_side.key, cfg=fcfg, train_split="transfer",
+                          train=ids_hash(ctx.ids("transfer"), weak))
     entry = _finetuned(ctx, ft_side, fcfg, weak, ft_inputs)
     preds, info = _load_stage(entry)
     stages["ft_weak"] = StageResult("ladder-ft", preds, info, True, entry.name, 0.0)
     feat = ctx.side_under(pcfg, str(entry), layer=ft_side.layer)
     feat.pooling = ft_side.pooling  # read the features the finetuned head was trained on
+    feat.derived = True  # its weights are the ladder-ft entry's, keyed above
     stages["ft_weak_lp_gt"] = train_stage(
-        ctx.cache, "ladder-lp", dict(keys.ceiling(feat.key), **p_over, stage="ladder-lp", finetuned=entry.name),
+        ctx.cache, "ladder-lp", keys.make("ladder-lp", feat.key, cfg=pcfg, train_split="transfer", train=gt_train,
+                                          finetuned=entry.name),
         feat, ctx.task, ctx.splits, gt, _xent_loss(), pcfg, ctx.seed)
 
     y = {s: ctx.labels[ctx.rows(s)] for s in ("val", "test")}
@@ -165,8 +173,16 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
             "train_wall_s": round(time.time() - t0, 3)})
 
     entry, hit = ctx.cache.get_or_build("student", plan.inputs, build)
-    preds, info = _load_stage(entry)
-    return StageResult("student", preds, info, hit, entry.name, time.time() - t0)
+    return load_result("student", entry, hit, t0)
+
+
+def _key(cfg: ProbeLadderConfig, env: Any) -> dict[str, Any]:
+    """The ladder trains under both modes whatever the run's: both training sections, the frozen
+    (probe-mode) and the finetune-mode side of the strong model, and lp_weak's method (xent)."""
+    layer = env.cfg.embed.strong_layer
+    return {"probe": env.config("probe"), "finetune": env.config("finetune"), "xent": env.config("method_args.xent"),
+            "frozen": env.model_key(env.strong, layer, mode="probe"),
+            "finetuned": env.model_key(env.strong, layer, mode="finetune")}
 
 
 METHOD = Method(
@@ -175,4 +191,6 @@ METHOD = Method(
     config_cls=ProbeLadderConfig,
     kind="alone",
     run_fn=_run,
+    key_fn=_key,
+    uses_ground_truth=True,
 )

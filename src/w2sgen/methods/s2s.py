@@ -38,8 +38,6 @@ def _train(cfg: S2SConfig, ctx: Any, plan: Any):
     """Labels y_0 = the plan's targets (weak). Round t: K strong fold models, each trained on the
     other folds' y_{t−1} with the student's loss, label their held-out fold: y_t (out-of-fold).
     A fresh strong model trained on y_t is round t's student; the last round's is stored as the student."""
-    from .context import split_accuracy  # lazy: the registry imports this module
-
     if cfg.iterations == 0:
         return ctx.train_student(plan)
     loss = plan.method.loss
@@ -50,17 +48,39 @@ def _train(cfg: S2SConfig, ctx: Any, plan: Any):
     for t in range(1, cfg.iterations + 1):
         new, ev = ctx.oof_eval("s2s", ctx.strong, plan.rows, labels, plan.loss_fn, cfg.folds,
                                inputs=dict(inputs, role="relabel"))
+        # the round's labels and predictions go to arrays.npz; the protocol scores them (analyze)
         r: dict[str, Any] = {"iteration": t, "flipped_vs_weak": flipped(new, weak),
-                             "flipped_vs_previous": flipped(new, labels),
-                             "label_acc": accuracy(ctx.labels[plan.rows], new),
-                             "relabellers_test_acc": split_accuracy(ctx, ev["test"])}
+                             "flipped_vs_previous": flipped(new, labels), "labels": new,
+                             "relabellers_test": ev["test"]}
         labels = new
         if t < cfg.iterations:  # round t's student (the last round's is the stored student itself)
             st = ctx.train("s2s", ctx.strong, plan.rows, labels, plan.loss_fn, inputs=dict(inputs, role="student"))
-            r["test_acc"] = split_accuracy(ctx, st.probs("test", ctx.ids("test")))
+            r["student_test"] = st.probs("test", ctx.ids("test"))
         rounds.append(r)
-    final = dataclasses.replace(plan, target=labels, info={**plan.info, "s2s": rounds})
+    positions = np.searchsorted(ctx.rows("transfer"), plan.rows)  # the training rows' places in transfer
+    final = dataclasses.replace(plan, target=labels, info={**plan.info, "s2s": rounds, "s2s_positions": positions})
     return ctx.train_student(final)
+
+
+def _analyze(cfg: S2SConfig, student: Any, truth: dict[str, np.ndarray], ctx: Any) -> dict[str, Any] | None:
+    """Per round: accuracy of the new transfer labels (on the student's training rows), of the
+    relabellers on test, and of the round's student on test."""
+    from .context import split_accuracy
+
+    a = student.arrays
+    rounds = student.info.get("s2s")
+    if not rounds:
+        return None
+    pos = a.get("s2s_positions")
+    y = truth["transfer"] if pos is None else truth["transfer"][pos]
+    out = []
+    for i, r in enumerate(rounds):
+        lab = a.get(f"s2s/{i}/labels")
+        out.append({"iteration": r["iteration"],
+                    "label_acc": accuracy(y, lab) if lab is not None and len(lab) == len(y) else None,
+                    "relabellers_test_acc": split_accuracy(truth, a.get(f"s2s/{i}/relabellers_test")),
+                    "test_acc": split_accuracy(truth, a.get(f"s2s/{i}/student_test"))})
+    return {"rounds": out}
 
 
 METHOD = Method(
@@ -69,4 +89,5 @@ METHOD = Method(
     config_cls=S2SConfig,
     kind="train",
     train_fn=_train,
+    analyze_fn=_analyze,
 )

@@ -135,11 +135,11 @@ def topo_scores(x: np.ndarray, hard: np.ndarray, num_classes: int, k: int, zeta:
     return ~accepted, pred, counts
 
 
-def _select(cfg: TopoFilterConfig, weak: np.ndarray, ctx: Any):
-    x = F.transfer_features(ctx)
+def _select(cfg: TopoFilterConfig, weak: np.ndarray, ctx: Any, pos: np.ndarray):
+    x = F.transfer_features(ctx, pos)
     rejected, pred, counts = topo_scores(x, F.hard_labels(weak), weak.shape[1], cfg.k, cfg.zeta)
     keep, targets = F.apply_action(cfg.action, weak, rejected, pred)
-    return keep, targets, F.stats(ctx, cfg.action, weak, rejected, pred, keep, targets, **counts)
+    return keep, targets, F.stats(cfg.action, weak, rejected, pred, keep, targets, pos, **counts)
 
 
 METHOD = Method(
@@ -149,4 +149,6 @@ METHOD = Method(
     select_fn=_select,
     select_uses_context=True,
     kind="select",
+    key_fn=F.frozen_key,
+    analyze_fn=F.analyze(NAME),
 )

@@ -80,7 +80,7 @@ def run_prompting(cfg: Any, ctx: Any, plan: Any, method: str,
         score_label_words,
         texts_hash,
     )
-    from ..protocol import PREDICT_SPLITS, StageResult, _load_stage, _probs, _save_stage
+    from ..protocol import PREDICT_SPLITS, _load_stage, _probs, _save_stage, load_result
     from ..train.activations import resolve_device, resolve_dtype
 
     t0 = time.time()
@@ -118,12 +118,17 @@ def run_prompting(cfg: Any, ctx: Any, plan: Any, method: str,
         _save_stage(d, ctx.task, ctx.splits, probs, {}, info)
 
     entry, hit = ctx.cache.get_or_build("student", plan.inputs, build)
-    preds, info = _load_stage(entry)
-    return StageResult("student", preds, info, hit, entry.name, time.time() - t0)
+    return load_result("student", entry, hit, t0)
 
 
 def _run(cfg: ZeroShotConfig, ctx: Any, plan: Any):
     return run_prompting(cfg, ctx, plan, "zero_shot", extra_info={"shots": 0})
+
+
+def prompt_key(cfg: Any, env: Any) -> dict[str, Any]:
+    """What the prompting methods read beyond their settings: the prompted model (when it is not the
+    strong model) and the compute dtype (``embed.dtype``, in every mode)."""
+    return {"model": env.model_key(cfg.model) if cfg.model else None, "dtype": env.config("embed.dtype")}
 
 
 METHOD = Method(
@@ -132,4 +137,6 @@ METHOD = Method(
     config_cls=ZeroShotConfig,
     kind="alone",
     run_fn=_run,
+    key_fn=prompt_key,
+    trains=False,
 )

@@ -140,11 +140,17 @@ class StageCache:
             return self._put(stage, key, inputs, write)
 
     def _put(self, stage: str, key: str, inputs: dict[str, Any], write: Callable[[Path], None]) -> Path:
+        from .. import reads
+
         final = self.path(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
         try:
-            write(tmp)
+            # the build reads the config only through its key's covers (reads.py); every open stage
+            # (e.g. the student whose pipeline trains this entry) is checked before anything is committed
+            with reads.scope(f"{stage}/{key}", getattr(inputs, "covers", ())):
+                write(tmp)
+            reads.verify_open()
             files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
             atomic_write_json(tmp / "inputs.json", inputs)
             files["inputs.json"] = sha256_file(tmp / "inputs.json")

@@ -161,10 +161,11 @@ def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Pla
 
             preds = pd.read_parquet(cache.path("floor", fkey) / "predictions.parquet")
             weak_transfer = StageResult("floor", preds, {}, True, fkey, 0.0).probs("transfer", si.split_ids["transfer"])
+        env = _key_env(res, cfg, si)
         for m in cfg.methods:
             name = parse(m, cfg.method_args, cfg.mode).name
             if weak_transfer is not None:
-                key = stage_key(si.student(name, strong_key, weak_transfer))
+                key = stage_key(si.student(name, strong_key, weak_transfer, env=env))
                 ids.append(add("student", f"student/{key}", key, r, after=floor))
             else:
                 # the same stage as the key run_seed will compute: base inputs, method, strong model, floor
@@ -173,6 +174,20 @@ def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Pla
                 ids.append(add("student", f"student?{sym}", None, r, after=floor))
         run_stages.append(ids)
     return Plan(runs, stages, run_stages)
+
+
+def _key_env(res: _Resolver, cfg: RunConfig, si: Any) -> Any:
+    """The KeyEnv of a planned run: the same model keys ``run_seed``'s context gives methods."""
+    from ..models import resolve_model
+    from ..protocol import KeyEnv
+    from ..reads import with_changes
+
+    def model_key(name: str, layer: int | None, mode: str | None) -> str:
+        c = cfg if mode is None or mode == cfg.mode else with_changes(cfg, mode=mode)
+        return res.model_key(c, name, layer)
+
+    weak = resolve_model(cfg.weak).name if cfg.weak and not cfg.weak_labels else None
+    return KeyEnv(cfg, model_key, resolve_model(cfg.strong).name, weak, si.split_ids)
 
 
 def _duration(s: float) -> str:
