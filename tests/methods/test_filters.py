@@ -257,7 +257,7 @@ def e2e(tmp_path_factory, tiny_encoders):
     mp.setenv("W2S_CACHE_DIR", str(tmp / "cache"))
     try:
         cfg = RunConfig(task=str(toy), weak=str(weak), strong=str(strong), out=str(tmp / "out"), seeds=[0],
-                        splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20),
+                        splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20),
                         methods=["xent", *E2E], method_args={"logreg_filter": {"action": "relabel"}})
         cfg.probe.epochs = 5
         cfg.probe.lr = 1e-2

@@ -296,7 +296,7 @@ def test_bootstrap_default_ladder_on_packaged_models(tmp_path, cache_dir):
     """The default rung on the packaged CPU ladder: minilm-l6 → smollm2-135m → mpnet-base."""
     toy = write_toy_task(tmp_path / "toy.jsonl", n=48)
     cfg = RunConfig(task=str(toy), weak="minilm-l6", strong="mpnet-base", out=str(tmp_path / "out"), seeds=[0],
-                    splits=SplitConfig(n_weak_train=12, n_transfer=12, n_val=8, n_test=16),
+                    splits=SplitConfig(n_weak_train=12, n_transfer=12, n_val=8, n_test=16, min_val=8, min_test=16),
                     methods=["bootstrap+logconf"], method_args={"bootstrap": {"folds": 2}})
     cfg.probe.epochs = 5
     rec = w2sgen.run(cfg, cache_dir=cache_dir).runs[0]
