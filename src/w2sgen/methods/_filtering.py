@@ -50,15 +50,6 @@ def check_int(method: str, field: str, value: int, low: int) -> None:
 # --------------------------------------------------------------------------- pure pieces
 
 
-def fold_ids(n: int, folds: int, seed: int) -> list[np.ndarray]:
-    """``folds`` disjoint sorted position folds over ``n`` items: a permutation seeded by ``seed``
-    split evenly (the same split as ``StudentContext.folds``)."""
-    if not 2 <= folds <= n:
-        raise W2SError(f"k-fold: need 2 <= folds <= {n} transfer examples, got folds={folds}")
-    rng = np.random.default_rng([seed, 7919])
-    return [np.sort(f) for f in np.array_split(rng.permutation(n), folds)]
-
-
 def standardize(x: np.ndarray) -> np.ndarray:
     """z-score each feature column over the rows (constant columns become 0). (N, C) -> (N, C) float64.
 
@@ -112,6 +103,11 @@ def apply_action(action: str, weak: np.ndarray, flagged: np.ndarray, pred: np.nd
 def transfer_features(ctx: Any) -> np.ndarray:
     """The frozen strong model's cached activations of the transfer set, (N, C) in transfer order."""
     return np.asarray(ctx.features(ctx.frozen_strong(), ctx.rows("transfer")))
+
+
+def transfer_groups(ctx: Any) -> np.ndarray:
+    """The group of each transfer example, (N,) in transfer order: the out-of-fold probes split by group."""
+    return np.asarray(ctx.groups(ctx.rows("transfer")))
 
 
 def stats(ctx: Any, action: str, weak: np.ndarray, flagged: np.ndarray, pred: np.ndarray,
