@@ -54,15 +54,16 @@ PAIRS = {"encoder": ("minilm-l6", "mpnet-base"), "ladder": ("minilm-l6", "mpnet-
 
 # Split sizes per (group, size). The task is cut to one subsample of max_examples (pool_seed=0) inside
 # which each seed draws its own splits: the seeds share texts, hence the activation cache. The ladder and decoder groups finetune
-# or prompt their strong model on every example they predict: smaller splits keep them in budget.
+# or prompt their strong model on every example they predict: smaller splits keep them in budget. Where val or
+# test is under the default minimums (splits.min_val 100, splits.min_test 200) the minimum is lowered explicitly.
 SIZES = {
     ("encoder", "full"): {"n_weak_train": 600, "n_transfer": 1200, "n_val": 200, "n_test": 800, "max_examples": 3500},
-    ("ladder", "full"): {"n_weak_train": 200, "n_transfer": 200, "n_val": 80, "n_test": 300, "max_examples": 1200},
-    ("decoder", "full"): {"n_weak_train": 300, "n_transfer": 150, "n_val": 60, "n_test": 250, "max_examples": 1200},
-    ("encoder", "smoke"): {"n_weak_train": 60, "n_transfer": 80, "n_val": 30, "n_test": 60, "max_examples": 300},
-    ("encoder", "quick"): {"n_weak_train": 200, "n_transfer": 300, "n_val": 80, "n_test": 300, "max_examples": 1000},
-    ("ladder", "quick"): {"n_weak_train": 100, "n_transfer": 80, "n_val": 40, "n_test": 120, "max_examples": 500},
-    ("decoder", "quick"): {"n_weak_train": 100, "n_transfer": 60, "n_val": 30, "n_test": 100, "max_examples": 400},
+    ("ladder", "full"): {"n_weak_train": 200, "n_transfer": 200, "n_val": 80, "n_test": 300, "max_examples": 1200, "min_val": 80},
+    ("decoder", "full"): {"n_weak_train": 300, "n_transfer": 150, "n_val": 60, "n_test": 250, "max_examples": 1200, "min_val": 60},
+    ("encoder", "smoke"): {"n_weak_train": 60, "n_transfer": 80, "n_val": 30, "n_test": 60, "max_examples": 300, "min_val": 30, "min_test": 60},
+    ("encoder", "quick"): {"n_weak_train": 200, "n_transfer": 300, "n_val": 80, "n_test": 300, "max_examples": 1000, "min_val": 80},
+    ("ladder", "quick"): {"n_weak_train": 100, "n_transfer": 80, "n_val": 40, "n_test": 120, "max_examples": 500, "min_val": 40, "min_test": 120},
+    ("decoder", "quick"): {"n_weak_train": 100, "n_transfer": 60, "n_val": 30, "n_test": 100, "max_examples": 400, "min_val": 30, "min_test": 100},
 }
 # Settings that only bound CPU time (never tuned on results): LM steps, finetune steps, folds; and
 # the ensemble's supervisors (its default is the run's weak model alone): three seeds of it.

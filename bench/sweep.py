@@ -38,10 +38,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SIZES = {
     "full": dict(seeds=[0, 1], splits=dict(n_weak_train=400, n_transfer=400, n_val=200, n_test=200), epochs=10),
-    "quick": dict(seeds=[0], splits=dict(n_weak_train=200, n_transfer=200, n_val=100, n_test=100), epochs=5),
-    # for the test suite: tiny models only, no Ray
-    "smoke": dict(seeds=[0], splits=dict(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), epochs=2,
-                  tiny_only=True),
+    "quick": dict(seeds=[0], splits=dict(n_weak_train=200, n_transfer=200, n_val=100, n_test=100, min_test=100),
+                  epochs=5),
+    # for the test suite: tiny models only, no Ray (val and test minimums lowered to the tiny sizes)
+    "smoke": dict(seeds=[0], splits=dict(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20),
+                  epochs=2, tiny_only=True),
 }
 METHODS = ["xent", "logconf"]
 EXTRA_METHOD = "entropy"

@@ -128,11 +128,14 @@ def write_toy_task(path: Path, n: int = 120) -> Path:
 
 
 def toy_config(task, weak, strong, out, **kw):
-    """A one-seed probe-mode RunConfig on the toy task's tiny splits (40/40/20/20), heads trained briefly."""
+    """A one-seed probe-mode RunConfig on the toy task's tiny splits (40/40/20/20), heads trained briefly.
+
+    The val and test minimums are lowered explicitly to the tiny sizes (the defaults refuse them)."""
     from w2sgen.config import RunConfig, SplitConfig
 
     cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), seeds=[0],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), **kw)
+                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20),
+                    **kw)
     cfg.probe.epochs = 5
     cfg.probe.lr = 1e-2
     return cfg

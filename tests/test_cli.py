@@ -63,7 +63,8 @@ def test_model_dir_without_weights(tmp_path):
     d.mkdir()
     (d / "config.json").write_text("{}")
     toy = write_toy_task(tmp_path / "toy.jsonl")
-    r = w2s("run", "--task", str(toy), "--weak", str(d), "--strong", str(d), "--cache-dir", str(tmp_path / "c"))
+    r = w2s("run", "--task", str(toy), "--weak", str(d), "--strong", str(d), "--cache-dir", str(tmp_path / "c"),
+            "--set", "splits.min_test=20", "--set", "splits.min_val=10")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "missing weights (model.safetensors), tokenizer" in r.stderr
 
@@ -73,7 +74,8 @@ def test_run_results_json_and_export(tmp_path, tiny_encoders, capsys):
     toy = write_toy_task(tmp_path / "toy.jsonl")
     out = tmp_path / "out"
     rc = main(["run", "--task", str(toy), "--weak", str(weak), "--strong", str(strong), "--out", str(out),
-               "--seeds", "0,1", "--cache-dir", str(tmp_path / "cache"), "--set", "probe.epochs=5"])
+               "--seeds", "0,1", "--cache-dir", str(tmp_path / "cache"), "--set", "probe.epochs=5",
+               "--set", "splits.min_test=20", "--set", "splits.min_val=10"])  # the toy task's 120 examples
     assert rc == 0
     capsys.readouterr()
     assert main(["results", str(out), "--format", "json"]) == 0
@@ -90,6 +92,20 @@ def test_run_results_json_and_export(tmp_path, tiny_encoders, capsys):
     assert main(["export-labels", str(run_dir), "-o", str(tmp_path / "w.jsonl"), "--splits", "transfer"]) == 0
     lines = (tmp_path / "w.jsonl").read_text().splitlines()
     assert all(json.loads(ln)["split"] == "transfer" for ln in lines) and len(lines) > 10
+
+
+def test_degenerate_splits_fail_the_run_before_any_training(tmp_path, tiny_encoders):
+    """The toy task's 120 examples cannot hold the default minimums (test 200, val 100): the run stops
+    with the split, its size and the fix, and no stage is trained or cached."""
+    weak, strong = tiny_encoders
+    toy = write_toy_task(tmp_path / "toy.jsonl")
+    cache = tmp_path / "cache"
+    r = w2s("run", "--task", str(toy), "--weak", str(weak), "--strong", str(strong), "--out", str(tmp_path / "out"),
+            "--cache-dir", str(cache))
+    err = r.stderr
+    assert r.returncode == 2 and "Traceback" not in err
+    assert "split 'test' has 120 examples, under splits.min_test=200" in err and "--set splits.min_test=120" in err
+    assert not list(cache.glob("stages/*/*")) and not (tmp_path / "out").exists()
 
 
 def test_list_commands(capsys):

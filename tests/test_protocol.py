@@ -16,7 +16,7 @@ from w2sgen.errors import W2SError
 
 def config(task, weak, strong, out, **kw) -> RunConfig:
     base = dict(task=str(task), weak=str(weak), strong=str(strong), out=str(out), methods=["xent", "logconf"],
-                seeds=[0], splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20))
+                seeds=[0], splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20))
     base.update(kw)
     cfg = RunConfig(**base)
     cfg.probe.epochs = 30

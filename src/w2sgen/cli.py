@@ -13,7 +13,7 @@ from .errors import W2SError
 DEMO = dict(
     task="cities", weak="minilm-l6", strong="mpnet-base", methods=["xent", "logconf"], mode="probe",
     seeds=[0, 1, 2],
-    splits=dict(n_weak_train=2000, n_transfer=7600, n_val=500, n_test=2000),
+    splits=dict(n_weak_train=2000, n_transfer=7034, n_val=500, n_test=2000),  # 7,034: what cities has left
 )
 
 
@@ -23,7 +23,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weak", help="weak model: short name (w2s list models), hub id or local directory")
     p.add_argument("--strong", help="strong model: short name, hub id or local directory")
     p.add_argument("--methods", help="comma-separated methods (default xent,logconf; w2s list methods)")
-    p.add_argument("--mode", help="probe (frozen backbones, trained heads)")
+    p.add_argument("--mode", help="probe (frozen backbones, heads trained on cached activations; the default) "
+                   "or finetune (full or LoRA finetuning of every stage)")
     p.add_argument("--seeds", help="comma-separated seeds (default 0)")
     p.add_argument("--out", help="results directory (default ./w2s-results)")
     p.add_argument("--data-dir", help="folder with the task's original files (instead of the hub)")
@@ -31,7 +32,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-col", help="text column of a data-file task (default text)")
     p.add_argument("--label-col", help="label column of a data-file task (default label)")
     p.add_argument("--group-col", help="group column of a data-file task (default group, if present)")
-    p.add_argument("--max-examples", type=int, help="subsample the task to this many examples")
+    p.add_argument("--max-examples", type=int, help="subsample the task to this many examples; test and val "
+                   "keep at least splits.min_test (200) and splits.min_val (100)")
     p.add_argument("--split-seed", type=int, help="seed of the split draw (default: each run's seed)")
     p.add_argument("--balance", action="store_true", help="balance labels 50/50 in every split")
     p.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")

@@ -23,17 +23,25 @@ class SplitConfig:
     """Examples in B (the strong model's training set; weak labels are made on it).
     Same forms as n_weak_train; a count larger than what is left is cut to what is left."""
     n_val: Size = None
-    """Validation examples (weak labels are made on them too). None: 10% of the training pool, at most 1,000."""
+    """Validation examples (weak labels are made on them too). None: 10% of the training pool, at most
+    1,000, at least min_val."""
     n_test: Size = None
-    """Test examples. None: the task's own test split if it has one, else 20% of the pool, at most 5,000."""
+    """Test examples. None: the task's own test split if it has one, else 20% of the pool, at most 5,000,
+    at least min_test."""
+    min_test: int = 200
+    """Fewest test examples a run accepts: a smaller test split (an explicit smaller n_test included) is an
+    error before any training. Lower it knowingly for tiny experiments: accuracy on fewer is too noisy."""
+    min_val: int = 100
+    """Fewest val examples a run accepts (as min_test). Every split must also hold at least two classes."""
     split_seed: int | None = None
     """Seed of the split draw; None uses each run's training seed."""
     balance: bool = False
     """Downsample each split to a 50/50 label balance (binary tasks), as in the paper."""
     max_examples: int | None = None
-    """Subsample the task to at most this many examples (by group) before splitting. For a task with
-    its own test pool and a count n_test, the test split takes its n_test (at most half the budget)
-    from that pool and the train pool gets the rest."""
+    """Subsample the task to about this many examples (whole groups) before splitting. The test and val
+    sizes at this budget (n_test and n_val, or the defaults at least min_test and min_val) are reserved
+    first: a task with its own test pool gives test from that pool and the rest from the training pool;
+    otherwise test is carved from the subsample. weak_train and transfer share what is left."""
     pool_seed: int | None = None
     """Seed of the max_examples subsample alone: with it, every seed draws its splits from the same
     subsample (so they share texts and the activation cache); None: the split seed draws both."""

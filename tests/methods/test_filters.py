@@ -12,6 +12,7 @@ import w2sgen
 from w2sgen.errors import W2SError
 from w2sgen.methods import METHODS
 from w2sgen.methods import _filtering as F
+from w2sgen.methods._folds import fold_ids
 from w2sgen.methods.knn_filter import knn_scores
 from w2sgen.methods.logreg_filter import logreg_scores
 from w2sgen.methods.topo_filter import largest_components, topo_scores, zeta_keep
@@ -68,9 +69,11 @@ def test_apply_action_drop_and_relabel_exact():
 def test_fold_ids_match_the_context_folds():
     from w2sgen.methods.context import StudentContext
 
-    ctx = SimpleNamespace(seed=3)
-    want = StudentContext.folds(ctx, 23, 4)
-    got = F.fold_ids(23, 4, 3)
+    groups = np.repeat(np.arange(10), 3)[:29]  # frame rows 0..28 in groups of 3
+    rows = np.arange(6, 29)
+    ctx = SimpleNamespace(seed=3, groups=lambda r: groups[r])
+    want = StudentContext.folds(ctx, rows, 4)
+    got = fold_ids(groups[rows], 4, 3)
     assert all(np.array_equal(a, b) for a, b in zip(got, want))
     assert sorted(np.concatenate(got).tolist()) == list(range(23))
 
@@ -93,7 +96,7 @@ def test_knn_drops_exactly_the_flipped_labels_and_relabel_restores_them():
 def test_knn_a_points_own_label_never_reaches_its_own_score():
     x, _, weak = _clusters()
     base = knn_scores(x, weak, k=10, folds=5, seed=0)
-    held = next(f for f in F.fold_ids(100, 5, 0) if 17 in f)
+    held = next(f for f in fold_ids(np.arange(100), 5, 0) if 17 in f)
     for i in (17, 52):
         w2 = weak.copy()
         w2[i] = 1 - w2[i]
@@ -109,7 +112,7 @@ def test_knn_mean_of_neighbours_exact():
     x = np.array([[0.0, 1.0], [0.1, 1.0], [5.0, 1.0], [5.1, 1.0]])
     lab = np.array([[1, 0], [0.5, 0.5], [0, 1], [0.2, 0.8]], dtype=np.float32)
     pred = knn_scores(x, lab, k=1, folds=2, seed=0)
-    folds = F.fold_ids(4, 2, 0)
+    folds = fold_ids(np.arange(4), 2, 0)
     for held in folds:
         other = np.setdiff1d(np.arange(4), held)
         z = F.standardize(x)
@@ -136,7 +139,7 @@ def test_logreg_is_out_of_fold_and_handles_a_missing_class():
     x, _, weak = _clusters()
     hard = weak.argmax(1)
     base = logreg_scores(x, hard, 2, C=1.0, folds=5, seed=0)
-    held = next(f for f in F.fold_ids(100, 5, 0) if 30 in f)
+    held = next(f for f in fold_ids(np.arange(100), 5, 0) if 30 in f)
     h2 = hard.copy()
     h2[held] = 1 - h2[held]
     np.testing.assert_allclose(logreg_scores(x, h2, 2, C=1.0, folds=5, seed=0)[held], base[held])
@@ -144,6 +147,78 @@ def test_logreg_is_out_of_fold_and_handles_a_missing_class():
     assert p3.shape == (100, 3) and (p3[:, 2] == 0).all()
     one = logreg_scores(x, np.zeros(100, dtype=int), 2, C=1.0, folds=5, seed=0)
     np.testing.assert_array_equal(one, np.eye(2)[np.zeros(100, dtype=int)])
+
+
+# --------------------------------------------------------------------------- out-of-group
+
+
+def _grouped_clusters() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two clusters with 100 points in groups of 3 and 4 (a group's points are near-duplicates, as
+    the candidates of one question share their passage): (x (100, 6), weak (100, 2), groups (100,))."""
+    x, _, weak = _clusters()
+    groups = np.repeat(np.arange(29), [3, 4] * 14 + [2])  # 28 groups of 3 and 4, one of 2
+    rng = np.random.default_rng(1)
+    centre = {g: x[groups == g][0] for g in np.unique(groups)}
+    x = np.stack([centre[g] for g in groups]) + rng.normal(0, 1e-3, x.shape)
+    return x, weak, groups
+
+
+@pytest.mark.parametrize("probe", ["knn", "logreg"])
+def test_probe_filters_never_score_an_example_with_its_groups_labels(probe):
+    """Flipping the weak labels of a whole group changes nothing of that group's own scores: no probe
+    that scored a group trained on any of it (by-example folds fail this: a near-duplicate group-mate
+    in the training folds votes on the example)."""
+    x, weak, groups = _grouped_clusters()
+
+    def score(w, by):
+        if probe == "knn":
+            return knn_scores(x, w, k=1, folds=5, seed=0, groups=by)
+        return logreg_scores(x, w.argmax(1), 2, C=100.0, folds=5, seed=0, groups=by)
+
+    def leaks(by) -> bool:
+        """Whether flipping a group's weak labels moves any of that group's own scores."""
+        base = score(weak, by)
+        for g in (0, 5, 11, 17, 23, 28):
+            member = groups == g
+            w2 = weak.copy()
+            w2[member] = 1 - w2[member]
+            if not np.array_equal(score(w2, by)[member], base[member]):
+                return True
+        return False
+
+    assert not leaks(groups)
+    assert leaks(None)  # by-example folds (each example its own group): a group-mate votes
+
+
+@pytest.mark.parametrize("name", ["knn_filter", "logreg_filter"])
+def test_the_filter_hooks_split_folds_by_the_contexts_groups(name, monkeypatch):
+    import importlib
+
+    x, y, weak = _clusters()
+    groups = np.repeat(np.arange(29), [3, 4] * 14 + [2])
+    mod = importlib.import_module(f"w2sgen.methods.{name}")
+    seen = []
+
+    def spy(g, folds, seed, method):
+        out = fold_ids(g, folds, seed, method)
+        seen.append((np.asarray(g), out))
+        return out
+
+    monkeypatch.setattr(mod, "fold_ids", spy)
+    m = METHODS.get(name)
+    m.select(m.config({"k": 10} if name == "knn_filter" else {}), weak, FakeCtx(x, y, groups=groups))
+    ((g, folds),) = seen
+    np.testing.assert_array_equal(g, groups)  # transfer's groups, in transfer order
+    for held in folds:
+        rest = np.setdiff1d(np.arange(100), held)
+        assert not set(groups[held]) & set(groups[rest])
+
+
+def test_fewer_groups_than_folds_is_a_user_error():
+    x, weak, _ = _grouped_clusters()
+    with pytest.raises(W2SError, match=r"'knn_filter'.*5 out-of-fold splits need at least 5 groups.*form 4.*"
+                                       r"--set knn_filter.folds=4"):
+        knn_scores(x, weak, k=1, folds=5, seed=0, groups=np.arange(100) % 4)
 
 
 # --------------------------------------------------------------------------- topo
@@ -192,9 +267,13 @@ def test_zeta_filtering_exact():
 
 
 class FakeCtx:
-    def __init__(self, x: np.ndarray, y: np.ndarray, seed: int = 0):
+    def __init__(self, x: np.ndarray, y: np.ndarray, seed: int = 0, groups: np.ndarray | None = None):
         self.x, self.seed = x, seed
         self.labels = np.concatenate([np.zeros(7, dtype=int), y])  # frame rows 7.. are transfer
+        self._groups = np.concatenate([-1 - np.arange(7), np.arange(len(x)) if groups is None else groups])
+
+    def groups(self, rows):
+        return self._groups[np.asarray(rows)]
 
     def frozen_strong(self):
         return "strong"
@@ -261,7 +340,7 @@ def e2e(tmp_path_factory, tiny_encoders):
     mp.setenv("W2S_CACHE_DIR", str(tmp / "cache"))
     try:
         cfg = RunConfig(task=str(toy), weak=str(weak), strong=str(strong), out=str(tmp / "out"), seeds=[0],
-                        splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20),
+                        splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20),
                         methods=["xent", *E2E], method_args={"logreg_filter": {"action": "relabel"}})
         cfg.probe.epochs = 5
         cfg.probe.lr = 1e-2

@@ -104,15 +104,17 @@ def test_confidence_weighting_by_hand():
 
 
 class _SeenStage:
-    """A fake model: p_1 = 1 on the transfer rows it trained on, 0 on the others; 1/2 on val and test."""
+    """A fake model: p_1 = 1 on the transfer rows of the groups it trained on, 0 on the others; 1/2 on
+    val and test. ``group``: row -> group (default: each row its own group)."""
 
-    def __init__(self, seen: set[int]):
-        self.seen = seen
+    def __init__(self, seen: set[int], group=lambda r: r):
+        self.seen_groups = {group(r) for r in seen}
+        self.group = group
 
     def probs(self, split, ids):
         if split != "transfer":
             return np.full((len(ids), 2), 0.5, dtype=np.float32)
-        p1 = np.array([float(int(i[1:]) in self.seen) for i in ids], dtype=np.float32)
+        p1 = np.array([float(self.group(int(i[1:])) in self.seen_groups) for i in ids], dtype=np.float32)
         return np.stack([1 - p1, p1], axis=1)
 
 
@@ -123,16 +125,23 @@ class _FakeCtx:
     folds = StudentContext.folds
     num_classes = 2
 
-    def __init__(self, n: int = 11):
+    def __init__(self, n: int = 11, group_sizes: list[int] | None = None):
         self.seed = 0
         self.strong = "strong"
         self._rows = {"val": np.arange(0, 4), "test": np.arange(4, 8), "transfer": np.arange(8, 8 + n)}
         self.labels = np.zeros(8 + n, dtype=np.int64)
+        self._groups = np.arange(8 + n)  # each row its own group, or transfer in groups of group_sizes
+        if group_sizes is not None:
+            assert sum(group_sizes) == n
+            self._groups[8:] = 8 + np.repeat(np.arange(len(group_sizes)), group_sizes)
         self.trained: list[tuple[str, dict, np.ndarray]] = []
         self.students: list[StudentPlan] = []
 
     def rows(self, split):
         return self._rows[split]
+
+    def groups(self, rows):
+        return self._groups[np.asarray(rows)]
 
     def ids(self, split):
         return [f"r{r}" for r in self._rows[split]]
@@ -140,7 +149,7 @@ class _FakeCtx:
     def train(self, stage, side, rows, target, loss_fn, inputs=None, seed=None, extra_info=None):
         assert side == "strong" and len(rows) == len(target)
         self.trained.append((stage, dict(inputs or {}), np.asarray(rows)))
-        return _SeenStage({int(r) for r in rows})
+        return _SeenStage({int(r) for r in rows}, lambda r: int(self._groups[r]))
 
     def train_student(self, plan, side=None):
         self.students.append(plan)
@@ -185,6 +194,41 @@ def test_s2s_relabels_out_of_fold():
     assert rounds[0]["flipped_vs_weak"] == 1.0 and rounds[1]["flipped_vs_previous"] == 0.0
     assert "student_test" in rounds[0] and "student_test" not in rounds[1]  # predictions, scored by the protocol
     assert plan.target[:, 1].tolist() == [1.0] * 9  # the plan itself is not modified
+
+
+GROUPS = [3, 4, 3, 4, 4, 3, 3, 4, 3, 4]  # 35 transfer rows in groups of 3 and 4
+
+
+def test_oof_eval_never_labels_a_group_it_trained_on():
+    """The fake fold models predict p_1 = 1 exactly on the groups they trained on: every out-of-fold
+    label is 0 iff no fold model labelled a group it trained on (by-example folds fail this)."""
+    ctx = _FakeCtx(n=35, group_sizes=GROUPS)
+    rows = ctx.rows("transfer")
+    target = np.tile(np.array([[0.0, 1.0]], dtype=np.float32), (len(rows), 1))
+    oof, ev = ctx.oof_eval("s2s", "strong", rows, target, "loss", 3)
+    np.testing.assert_array_equal(oof[:, 1], 0.0)
+    assert len(ctx.trained) == 3 and ev["test"].shape == (4, 2)
+    held = [np.setdiff1d(rows, t[2]) for t in ctx.trained]
+    assert sorted(np.concatenate(held).tolist()) == rows.tolist()
+    assert max(map(len, held)) - min(map(len, held)) <= max(GROUPS)  # roughly balanced folds
+    for t, h in zip(ctx.trained, held):
+        assert not set(ctx.groups(t[2]).tolist()) & set(ctx.groups(h).tolist())
+    with pytest.raises(W2SError, match=r"'s2s'.*at least 11 groups.*35 transfer examples form 10"):
+        ctx.oof_eval("s2s", "strong", rows, target, "loss", 11)
+
+
+def test_s2s_relabels_out_of_group():
+    ctx = _FakeCtx(n=35, group_sizes=GROUPS)
+    plan = _plan(ctx.rows("transfer"))
+    m = METHODS.get("s2s")
+    m.train_fn(m.config({"iterations": 2, "folds": 4}), ctx, plan)
+    relabel = [t for t in ctx.trained if t[1]["role"] == "relabel"]
+    assert len(relabel) == 8
+    for _, _, trained in relabel:
+        labelled = np.setdiff1d(plan.rows, trained)
+        assert not set(ctx.groups(trained).tolist()) & set(ctx.groups(labelled).tolist())
+    (student,) = ctx.students
+    np.testing.assert_array_equal(student.target[:, 1], 0.0)  # no label from a model that saw the group
 
 
 # --------------------------------------------------------------------------- end to end (tiny random encoders)
@@ -303,7 +347,7 @@ def test_bootstrap_default_ladder_on_packaged_models(tmp_path, cache_dir):
     """The default rung on the packaged CPU ladder: minilm-l6 → smollm2-135m → mpnet-base."""
     toy = write_toy_task(tmp_path / "toy.jsonl", n=48)
     cfg = RunConfig(task=str(toy), weak="minilm-l6", strong="mpnet-base", out=str(tmp_path / "out"), seeds=[0],
-                    splits=SplitConfig(n_weak_train=12, n_transfer=12, n_val=8, n_test=16),
+                    splits=SplitConfig(n_weak_train=12, n_transfer=12, n_val=8, n_test=16, min_val=8, min_test=16),
                     methods=["bootstrap+logconf"], method_args={"bootstrap": {"folds": 2}})
     cfg.probe.epochs = 5
     rec = w2sgen.run(cfg, cache_dir=cache_dir).runs[0]

@@ -199,7 +199,7 @@ def test_an_encoder_strong_model_fails_with_the_fix(tmp_path, tiny_encoders, cac
 def test_zero_shot_cities_smollm2(tmp_path, cache_dir):
     """zero_shot on cities with smollm2-135m (~200 test examples): the accuracy is finite."""
     cfg = RunConfig(task="cities", weak="minilm-l6", strong="smollm2-135m", out=str(tmp_path / "out"), seeds=[0],
-                    methods=["zero_shot"], splits=SplitConfig(n_weak_train=20, n_transfer=20, n_val=10, n_test=200))
+                    methods=["zero_shot"], splits=SplitConfig(n_weak_train=20, n_transfer=20, n_val=10, n_test=200, min_val=10))
     cfg.probe.epochs = 5
     res = w2sgen.run(cfg, cache_dir=cache_dir)
     st = res.runs[0]["stages"]["students"]["zero_shot"]

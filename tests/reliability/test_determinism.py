@@ -30,7 +30,7 @@ def test_same_seed_identical_metrics_and_record(tmp_path, tiny_encoders):
     for i in range(2):
         cfg = RunConfig(task=str(toy), weak=str(weak), strong=str(strong), out=str(tmp_path / f"out{i}"), seeds=[3],
                         methods=["xent", "logconf"], splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20,
-                                                                        n_test=20))
+                                                                        n_test=20, min_val=20, min_test=20))
         cfg.probe.epochs = 8
         res = w2sgen.run(cfg, cache_dir=tmp_path / f"cache{i}")  # cold both times: nothing is shared
         d = Path(res.runs[0]["_dir"])

@@ -151,7 +151,7 @@ def test_prune_against_a_real_run(tmp_path, tiny_encoders):
     weak, strong = tiny_encoders
     toy = write_toy_task(tmp_path / "toy.jsonl")
     cfg = RunConfig(task=str(toy), weak=str(weak), strong=str(strong), out=str(tmp_path / "out"), methods=["xent"],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20))
+                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20))
     cfg.probe.epochs = 3
     cache = tmp_path / "cache"
     w2sgen.run(cfg, cache_dir=cache)

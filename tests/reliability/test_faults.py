@@ -35,7 +35,7 @@ def nan_at(k: int):
 
 def small_config(task, weak, strong, out, **kw) -> RunConfig:
     cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), methods=["xent"], seeds=[0],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20), **kw)
+                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20), **kw)
     cfg.probe.epochs = 10
     return cfg
 
@@ -155,7 +155,8 @@ def test_sigint_stops_cleanly_and_the_rerun_resumes(tmp_path, tiny_encoders):
     argv = [sys.executable, "-m", "w2sgen.cli", "run", "--task", str(toy), "--weak", str(weak), "--strong",
             str(strong), "--methods", "xent", "--out", str(out), "--cache-dir", str(cache),
             "--set", "splits.n_weak_train=40", "--set", "splits.n_transfer=40", "--set", "splits.n_val=20",
-            "--set", "splits.n_test=20", "--set", "probe.epochs=400"]
+            "--set", "splits.n_test=20", "--set", "splits.min_val=20", "--set", "splits.min_test=20",
+            "--set", "probe.epochs=400"]
     env = dict(os.environ, OMP_NUM_THREADS="1", W2S_PROGRESS="0", HF_HUB_OFFLINE="1")
     env.pop("W2S_DEBUG", None)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -92,7 +92,7 @@ def test_our_artifacts_are_json_parquet_safetensors_npy(tmp_path, tiny_encoders)
     weak, strong = tiny_encoders
     toy = write_toy_task(tmp_path / "toy.jsonl")
     cfg = RunConfig(task=str(toy), weak=str(weak), strong=str(strong), out=str(tmp_path / "out"), methods=["xent"],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20))
+                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20))
     cfg.probe.epochs = 3
     w2sgen.run(cfg, cache_dir=tmp_path / "cache")
     files = [p for root in ("cache", "out") for p in (tmp_path / root).rglob("*") if p.is_file()]
@@ -156,7 +156,7 @@ def test_task_named_to_escape_stays_inside(tmp_path, tiny_encoders):
     spec = tmp_path / "evil.yaml"
     spec.write_text(json.dumps({"name": "../../../escaped", "file": "toy.jsonl"}))
     cfg = RunConfig(task=str(spec), weak=str(weak), strong=str(strong), out=str(tmp_path / "out"),
-                    methods=["xent"], splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20))
+                    methods=["xent"], splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20))
     cfg.probe.epochs = 3
     before = set(tmp_path.parent.iterdir())
     w2sgen.run(cfg, cache_dir=tmp_path / "cache")

@@ -18,7 +18,7 @@ def test_run_indexes_labels_tracks_and_reports(tiny_encoders, tmp_path, cache_di
     out = tmp_path / "out"
     cfg = RunConfig(task=str(write_toy_task(tmp_path / "toy.jsonl")), weak=str(weak), strong=str(strong),
                     out=str(out), methods=["xent", "logconf"], seeds=[0, 1],
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20))
+                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20))
     cfg.probe.epochs = 10
     trackers = "tensorboard" if _has("tensorboard") else None
     res = w2sgen.run(cfg, cache_dir=cache_dir, trackers=trackers)

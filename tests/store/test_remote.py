@@ -299,7 +299,7 @@ def test_a_real_run_on_node_b_is_all_cache_hits(url, tmp_path, tiny_encoders, mo
     def run(node: str):
         monkeypatch.setenv("W2S_LOCAL_CACHE", str(tmp_path / node))
         cfg = RunConfig(task=str(toy), weak=str(weak), strong=str(strong), out=str(tmp_path / f"out-{node}"),
-                        methods=["xent"], splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20))
+                        methods=["xent"], splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20))
         cfg.probe.epochs = 3
         return w2sgen.run(cfg, cache_dir=url).runs[0]["stages"]
 

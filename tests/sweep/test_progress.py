@@ -111,7 +111,7 @@ def test_sweep_status_prints_counts(tmp_path, tiny_encoders, capsys):
     f = tmp_path / "sweep.yaml"
     f.write_text(json.dumps({"task": str(write_toy_task(tmp_path / "toy.jsonl")), "pairs": [[str(weak), str(strong)]],
                              "methods": ["xent"], "seeds": [0],
-                             "splits": {"n_weak_train": 40, "n_transfer": 40, "n_val": 20, "n_test": 20}}))
+                             "splits": {"n_weak_train": 40, "n_transfer": 40, "n_val": 20, "n_test": 20, "min_val": 20, "min_test": 20}}))
     assert main(["sweep", str(f), "--status", "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == ["stages 0/3 done (0 cached), 0 running, 3 left", "run folders written: 0/1 (runs.sqlite: `w2s results`)"]

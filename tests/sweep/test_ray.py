@@ -45,7 +45,7 @@ def sweep_file(tmp_path_factory, tiny_encoders) -> Path:
     f.write_text(json.dumps({
         "tasks": [str(task)], "models": [str(weak), str(strong)], "exclude_self": True,
         "methods": ["xent", "logconf"], "seeds": [0, 1], "embed": {"dtype": "fp32"},
-        "splits": {"n_weak_train": 40, "n_transfer": 40, "n_val": 20, "n_test": 20},
+        "splits": {"n_weak_train": 40, "n_transfer": 40, "n_val": 20, "n_test": 20, "min_val": 20, "min_test": 20},
         "probe": {"epochs": 4, "lr": 0.01},
     }))
     return f

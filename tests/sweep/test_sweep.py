@@ -33,7 +33,7 @@ def sweep_file(tmp_path_factory, tiny_encoders) -> Path:
     f.write_text(json.dumps({
         "tasks": [str(task)], "models": [str(weak), str(strong), str(third)], "exclude_self": True,
         "methods": ["xent", "logconf"], "seeds": [0, 1], "embed": {"dtype": "fp32"},
-        "splits": {"n_weak_train": 40, "n_transfer": 40, "n_val": 20, "n_test": 20},
+        "splits": {"n_weak_train": 40, "n_transfer": 40, "n_val": 20, "n_test": 20, "min_val": 20, "min_test": 20},
         "probe": {"epochs": 4, "lr": 0.01},
     }))  # JSON is YAML
     return f
@@ -68,6 +68,18 @@ def test_plan_shares_floors_and_ceilings(sweep_file, tmp_path):
                              "student": {"unique": 12, "cached": 0, "left": 12}}
     floors = [s for s in plan.stages.values() if s.kind == "floor"]
     assert sorted(len(s.runs) for s in floors) == [1, 1, 2, 2]  # weak a serves pairs (a,b) and (a,c)
+
+
+def test_dry_run_refuses_degenerate_splits(tmp_path, tiny_encoders, capsys):
+    """The planner draws the splits, so `w2s sweep --dry-run` (and any sweep) stops on the split guard."""
+    weak, strong = tiny_encoders
+    f = tmp_path / "sweep.yaml"
+    f.write_text(json.dumps({"tasks": [str(write_toy_task(tmp_path / "toy.jsonl"))], "models": [str(weak), str(strong)],
+                             "exclude_self": True, "methods": ["xent"], "seeds": [0],
+                             "splits": {"n_test": 20, "min_val": 10}}))
+    assert main(["sweep", str(f), "--dry-run", "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert "split 'test' has 20 examples, under splits.min_test=200" in err and "splits.n_test=20 asks for fewer" in err
 
 
 def test_two_workers_sweep_trains_each_stage_once(reference, sweep_file, capsys):

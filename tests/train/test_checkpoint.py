@@ -140,7 +140,7 @@ def test_protocol_stage_resumes_after_a_crash(tmp_path, tiny_encoders, monkeypat
 
     def cfg(out: str) -> RunConfig:
         return RunConfig(task=str(task), weak=str(weak), strong=str(strong), methods=["xent"], mode="finetune",
-                         out=str(tmp_path / out), splits=SplitConfig(n_weak_train=16, n_transfer=24, n_val=8, n_test=24),
+                         out=str(tmp_path / out), splits=SplitConfig(n_weak_train=16, n_transfer=24, n_val=8, n_test=24, min_val=8, min_test=24),
                          finetune=FinetuneConfig(max_steps=4, batch_size=8, lr=3e-3, checkpoint_every=2))
 
     straight = w2sgen.run(cfg("a"), cache_dir=tmp_path / "ca")

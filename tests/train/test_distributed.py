@@ -149,7 +149,7 @@ def test_cli_under_accelerate_launch_matches_one_process(tmp_path):
     build_tiny_model(tmp_path / "strong", "llama", 1)
     task = write_toy_task(tmp_path / "toy.jsonl", 120)
     ft = dict(max_steps=3, batch_size=8, micro_batch_size=3, checkpoint_every=2)
-    sp = dict(n_weak_train=21, n_transfer=35, n_val=9, n_test=31)
+    sp = dict(n_weak_train=21, n_transfer=35, n_val=9, n_test=31, min_val=9, min_test=31)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
     env.update(HF_HUB_OFFLINE="1", W2S_PROGRESS="0", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
                W2S_CACHE_DIR=str(tmp_path / "cache2"))

@@ -51,15 +51,6 @@ def check_int(method: str, field: str, value: int, low: int) -> None:
 # --------------------------------------------------------------------------- pure pieces
 
 
-def fold_ids(n: int, folds: int, seed: int) -> list[np.ndarray]:
-    """``folds`` disjoint sorted position folds over ``n`` items: a permutation seeded by ``seed``
-    split evenly (the same split as ``StudentContext.folds``)."""
-    if not 2 <= folds <= n:
-        raise W2SError(f"k-fold: need 2 <= folds <= {n} transfer examples, got folds={folds}")
-    rng = np.random.default_rng([seed, 7919])
-    return [np.sort(f) for f in np.array_split(rng.permutation(n), folds)]
-
-
 def standardize(x: np.ndarray) -> np.ndarray:
     """z-score each feature column over the rows (constant columns become 0). (N, C) -> (N, C) float64.
 
@@ -114,6 +105,12 @@ def transfer_features(ctx: Any, positions: np.ndarray) -> np.ndarray:
     """The frozen strong model's cached activations of the candidates, (N, C): the transfer examples
     at ``positions`` (in transfer order)."""
     return np.asarray(ctx.features(ctx.frozen_strong(), ctx.rows("transfer")[np.asarray(positions)]))
+
+
+def transfer_groups(ctx: Any, positions: np.ndarray) -> np.ndarray:
+    """The group of each candidate, (N,) in transfer order (the transfer examples at ``positions``):
+    the out-of-fold probes split by group."""
+    return np.asarray(ctx.groups(ctx.rows("transfer")[np.asarray(positions)]))
 
 
 def frozen_key(cfg: Any, env: Any) -> dict[str, Any]:

@@ -232,19 +232,22 @@ class StudentContext:
         return fn(self.cache, "floor", inputs, side, self.task, self.splits, self.onehot(rows), _xent_loss(),
                   side.cfg, seed)
 
-    def folds(self, n: int, k: int, seed: int | None = None) -> list[np.ndarray]:
-        """``k`` disjoint position folds over ``n`` items (a seeded permutation split evenly)."""
-        from ..errors import W2SError
+    def groups(self, rows: np.ndarray) -> np.ndarray:
+        """The group of each of ``rows`` (n,): the candidates of one question or passage share one."""
+        return self.task.frame["group"].to_numpy()[np.asarray(rows)]
 
-        if not 2 <= k <= n:
-            raise W2SError(f"k-fold: need 2 <= folds <= {n} examples, got folds={k}")
-        rng = np.random.default_rng([self.seed if seed is None else seed, 7919])
-        return [np.sort(f) for f in np.array_split(rng.permutation(n), k)]
+    def folds(self, rows: np.ndarray, k: int, seed: int | None = None, method: str = "k-fold") -> list[np.ndarray]:
+        """``k`` disjoint position folds over ``rows``, each made of whole groups (``_folds.fold_ids``,
+        seeded by ``seed`` or the run's seed): a fold model never labels a group it trained on."""
+        from ._folds import fold_ids
+
+        return fold_ids(self.groups(rows), k, self.seed if seed is None else seed, method)
 
     def oof(self, stage: str, side: ModelSide, rows: np.ndarray, target: np.ndarray, loss_fn: Any, k: int,
             inputs: dict[str, Any] | None = None, seed: int | None = None) -> np.ndarray:
-        """Out-of-fold predictions (n, K) on ``rows`` (transfer rows): for each of ``k`` folds a model
-        trained on the other folds predicts it, so no example is labelled by a model that saw it."""
+        """Out-of-fold predictions (n, K) on ``rows`` (transfer rows): for each of ``k`` folds (whole
+        groups) a model trained on the other folds predicts it, so no example is labelled by a model
+        that saw it or another example of its group."""
         return self.oof_eval(stage, side, rows, target, loss_fn, k, inputs, seed)[0]
 
     def oof_eval(self, stage: str, side: ModelSide, rows: np.ndarray, target: np.ndarray, loss_fn: Any, k: int,
@@ -262,7 +265,7 @@ class StudentContext:
         out = np.zeros((len(rows), self.num_classes), dtype=np.float32)
         evals = {s: np.zeros((len(self.ids(s)), self.num_classes), dtype=np.float64) for s in ("val", "test")}
         t_ids = self.ids("transfer")
-        for f, held in enumerate(self.folds(len(rows), k, seed)):
+        for f, held in enumerate(self.folds(rows, k, seed, method=stage)):
             train = np.setdiff1d(np.arange(len(rows)), held)
             st = self.train(stage, side, rows[train], target[train], loss_fn,
                             inputs=dict(inputs or {}, fold=f, folds=k), seed=seed)

@@ -3,8 +3,8 @@
 The probe is a k-nearest-neighbour vote on the frozen strong model's activations of the transfer
 set: features are standardized (z-score per dimension over transfer), neighbours are the k nearest
 by cosine similarity, and the prediction is the neighbours' mean weak label. Out-of-fold: transfer
-is split into ``folds`` seeded folds and a held-out example's neighbours are searched only among
-the other folds, so no example (nor anything of its fold) votes on itself.
+is split into ``folds`` seeded folds of whole groups and a held-out example's neighbours are searched
+only among the other folds, so no example (nor anything of its fold or its group) votes on itself.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _filtering as F
+from ._folds import fold_ids
 from .base import Method
 
 NAME = "knn_filter"
@@ -25,7 +26,7 @@ class KnnFilterConfig:
     k: int = 50
     """Neighbours per example (capped at the size of the other folds)."""
     folds: int = 5
-    """Out-of-fold splits of transfer: neighbours come only from the other folds."""
+    """Out-of-fold splits of transfer (whole groups): neighbours come only from the other folds."""
     action: str = "drop"
     """'drop': remove the drop_frac most-disagreeing examples; 'relabel': keep every example and replace
     those examples' targets with the one-hot of the neighbours' majority (argmax of the mean weak label)."""
@@ -40,11 +41,12 @@ class KnnFilterConfig:
         F.check_drop_frac(NAME, self.drop_frac)
 
 
-def knn_scores(x: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int) -> np.ndarray:
+def knn_scores(x: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int,
+               groups: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold kNN prediction pred (N, K) from features x (N, C) and labels (N, K) (soft or one-hot).
 
     z = standardize(x) (column z-scores over all N rows; no labels used). For each fold f of
-    ``fold_ids(N, folds, seed)`` and each i in f: pred_i = (1/k') Σ_{j ∈ NN_k'(i)} labels_j, where
+    ``fold_ids(groups, folds, seed)`` (groups (N,); None: each row its own group) and each i in f: pred_i = (1/k') Σ_{j ∈ NN_k'(i)} labels_j, where
     NN_k'(i) are the k' = min(k, |other folds|) rows outside f with the largest cosine similarity
     cos(z_i, z_j).
     """
@@ -53,7 +55,7 @@ def knn_scores(x: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int)
     labels = np.asarray(labels, dtype=np.float64)  # (N, K)
     z = F.standardize(x)  # (N, C)
     out = np.zeros_like(labels)
-    for held in F.fold_ids(len(z), folds, seed):
+    for held in fold_ids(np.arange(len(z)) if groups is None else groups, folds, seed, NAME):
         train = np.setdiff1d(np.arange(len(z)), held)
         kk = min(k, len(train))
         nn = NearestNeighbors(n_neighbors=kk, metric="cosine", algorithm="brute").fit(z[train])
@@ -64,7 +66,7 @@ def knn_scores(x: np.ndarray, labels: np.ndarray, k: int, folds: int, seed: int)
 
 def _select(cfg: KnnFilterConfig, weak: np.ndarray, ctx: Any, pos: np.ndarray):
     x = F.transfer_features(ctx, pos)
-    pred = knn_scores(x, weak, cfg.k, cfg.folds, ctx.seed)
+    pred = knn_scores(x, weak, cfg.k, cfg.folds, ctx.seed, F.transfer_groups(ctx, pos))
     return F.filter_by_probe(cfg, weak, pred, pos)
 
 

@@ -2,8 +2,8 @@
 
 The probe is an L2-regularized logistic regression on the frozen strong model's standardized
 activations of the transfer set, fit on the hard weak labels (argmax) of the other folds and
-predicting the held-out fold (``folds``-fold, seeded), so no example is scored by a probe that
-trained on it.
+predicting the held-out fold (``folds``-fold over whole groups, seeded), so no example is scored by
+a probe that trained on it or on another example of its group.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import W2SError
 from . import _filtering as F
+from ._folds import fold_ids
 from .base import Method
 
 NAME = "logreg_filter"
@@ -25,7 +26,7 @@ class LogregFilterConfig:
     C: float = 1.0
     """Inverse L2 strength of the logistic regression (sklearn's C)."""
     folds: int = 5
-    """Out-of-fold splits of transfer: each fold is predicted by a probe fit on the others."""
+    """Out-of-fold splits of transfer (whole groups): each fold is predicted by a probe fit on the others."""
     max_iter: int = 1000
     """lbfgs iterations of each fit."""
     action: str = "drop"
@@ -44,10 +45,10 @@ class LogregFilterConfig:
 
 
 def logreg_scores(x: np.ndarray, hard: np.ndarray, num_classes: int, C: float, folds: int, seed: int,
-                  max_iter: int = 1000) -> np.ndarray:
+                  max_iter: int = 1000, groups: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold probe probabilities pred (N, K) from features x (N, C) and hard labels (N,) int.
 
-    For each fold f of ``fold_ids(N, folds, seed)``: scaler = z-scores fit on the other folds;
+    For each fold f of ``fold_ids(groups, folds, seed)`` (groups (N,); None: each row its own group): scaler = z-scores fit on the other folds;
     probe = argmin_w Σ_{j ∉ f} −log softmax(W s(x_j) + b)_{hard_j} + ||W||² / (2C) (sklearn lbfgs);
     pred_i = softmax(W s(x_i) + b) for i ∈ f. Classes absent from the other folds get probability 0
     (a single present class gets probability 1).
@@ -59,7 +60,7 @@ def logreg_scores(x: np.ndarray, hard: np.ndarray, num_classes: int, C: float, f
     x = np.asarray(x, dtype=np.float64)  # (N, C)
     hard = np.asarray(hard)
     out = np.zeros((len(x), num_classes))
-    for held in F.fold_ids(len(x), folds, seed):
+    for held in fold_ids(np.arange(len(x)) if groups is None else groups, folds, seed, NAME):
         train = np.setdiff1d(np.arange(len(x)), held)
         present = np.unique(hard[train])
         if len(present) == 1:
@@ -73,7 +74,8 @@ def logreg_scores(x: np.ndarray, hard: np.ndarray, num_classes: int, C: float, f
 
 def _select(cfg: LogregFilterConfig, weak: np.ndarray, ctx: Any, pos: np.ndarray):
     x = F.transfer_features(ctx, pos)
-    pred = logreg_scores(x, F.hard_labels(weak), weak.shape[1], cfg.C, cfg.folds, ctx.seed, cfg.max_iter)
+    pred = logreg_scores(x, F.hard_labels(weak), weak.shape[1], cfg.C, cfg.folds, ctx.seed, cfg.max_iter,
+                         F.transfer_groups(ctx, pos))
     return F.filter_by_probe(cfg, weak, pred, pos)
 
 

@@ -12,6 +12,8 @@ from ..errors import W2SError
 from .base import TaskData
 
 SPLITS = ("weak_train", "transfer", "val", "test")
+MINIMUM = {"test": "min_test", "val": "min_val"}
+"""The splits that have a minimum size, and the SplitConfig field holding it."""
 log = logging.getLogger("w2sgen")
 _WARNED: set[str] = set()
 
@@ -47,6 +49,20 @@ def _count(size: Size, pool: int, default: float, field: str, cap: int | None = 
     return int(size)
 
 
+def _carved_test(cfg: SplitConfig, pool: int) -> int:
+    """Test examples carved from ``pool`` examples: n_test as a count or fraction; by default 20% of the
+    pool (at most 5,000), at least min_test."""
+    n = _count(cfg.n_test, pool, 0.2, "n_test", cap=5000)
+    return max(n, cfg.min_test) if cfg.n_test is None else n
+
+
+def _val(cfg: SplitConfig, pool: int) -> int:
+    """Val examples from a training pool of ``pool``: n_val as a count or fraction; by default 10% of the
+    pool (at most 1,000), at least min_val."""
+    n = _count(cfg.n_val, pool, 0.1, "n_val", cap=1000)
+    return max(n, cfg.min_val) if cfg.n_val is None else n
+
+
 def _take(groups: list[np.ndarray], start: int, target: int) -> tuple[list[int], int]:
     """Whole groups from ``start`` on until at least ``target`` examples (or none left)."""
     out: list[int] = []
@@ -68,13 +84,19 @@ def _balance(idx: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> n
 
 
 def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
-    """Draw the four splits with ``cfg.split_seed`` (or ``seed``).
+    """Draw the four splits with ``cfg.split_seed`` (or ``seed``), then check them (``check_splits``).
 
     Whole groups are assigned, in a shuffled order, first to test (from the task's test pool if it
     has one), then val, weak_train and transfer (from the training pool). Defaults: test = the
-    test pool, else 20% of the pool (at most 5,000); val = 10% of the training pool (at most
-    1,000); weak_train and transfer = halves of the rest. A transfer count larger than what is left is cut to what is left.
+    test pool, else 20% of the pool (at most 5,000, at least min_test); val = 10% of the training
+    pool (at most 1,000, at least min_val); weak_train and transfer = halves of the rest. A transfer
+    count larger than what is left is cut to what is left. ``max_examples`` first subsamples whole
+    groups (see ``budget_parts``).
     """
+    for f in MINIMUM.values():
+        v = getattr(cfg, f)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise W2SError(f"config field 'splits.{f}': {v!r} must be an integer >= 0")
     split_seed = seed if cfg.split_seed is None else cfg.split_seed
     rng = np.random.default_rng(split_seed)
     frame = task.frame
@@ -88,38 +110,34 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
     for g in groups:
         if len(set(pools[g])) > 1:
             raise W2SError(f"task {task.name!r}: group {frame['group'].iloc[g[0]]!r} spans the train and test pools")
-    if cfg.max_examples is not None and cfg.pool_seed is not None:
+    parts = budget_parts(cfg, int((pools == "test").sum())) if cfg.max_examples is not None else None
+    if parts is not None and cfg.pool_seed is not None:
         # the subsample is drawn by pool_seed alone (before the split draw): the splits inside it vary
         ranked = np.random.default_rng([cfg.pool_seed, 104729]).permutation(len(groups)).tolist()
-        keep = _pool_subsample(groups, ranked, cfg.max_examples, pools, cfg)
+        keep = _subsample(groups, ranked, pools, *parts)
         groups = [g for i, g in enumerate(groups) if i in keep]
     perm = rng.permutation(len(groups))
     groups = [groups[i] for i in perm]
-
-    if cfg.max_examples is not None:
-        if cfg.max_examples < 4:
-            raise W2SError("config field 'splits.max_examples': need at least 4 examples (one per split)")
-        test_g = [g for g in groups if pools[g[0]] == "test"]
-        if test_g and isinstance(cfg.n_test, int):
-            # a task with its own test pool: the test split takes what it asks for from that pool, and
-            # the rest of the budget goes to the train pool (not the pools' shares of the subsample)
-            test_g, n_t = _take_groups(test_g, min(cfg.n_test, cfg.max_examples // 2))
-            train_g, _ = _take_groups([g for g in groups if pools[g[0]] == "train"], cfg.max_examples - n_t)
-            groups = train_g + test_g
-        else:
-            groups, _ = _take_groups(groups, cfg.max_examples)
+    if parts is not None and cfg.pool_seed is None:
+        keep = _subsample(groups, range(len(groups)), pools, *parts)
+        groups = [g for i, g in enumerate(groups) if i in keep]
 
     train_groups = [g for g in groups if pools[g[0]] == "train"]
     test_groups = [g for g in groups if pools[g[0]] == "test"]
     n_train_pool = int(sum(len(g) for g in train_groups))
     out: dict[str, list[int]] = {}
+    asked: dict[str, int] = {}
     if test_groups:
         n_test_pool = int(sum(len(g) for g in test_groups))
-        out["test"], _ = _take(test_groups, 0, _count(cfg.n_test, n_test_pool, 1.0, "n_test"))
+        # under max_examples the subsample's test part was sized for the test split: all of it is test
+        asked["test"] = n_test_pool if parts is not None else _count(cfg.n_test, n_test_pool, 1.0, "n_test")
+        out["test"], _ = _take(test_groups, 0, asked["test"])
         pos = 0
     else:
-        out["test"], pos = _take(train_groups, 0, _count(cfg.n_test, n_train_pool, 0.2, "n_test", cap=5000))
-    out["val"], pos = _take(train_groups, pos, _count(cfg.n_val, n_train_pool, 0.1, "n_val", cap=1000))
+        asked["test"] = _carved_test(cfg, n_train_pool)
+        out["test"], pos = _take(train_groups, 0, asked["test"])
+    asked["val"] = _val(cfg, n_train_pool)
+    out["val"], pos = _take(train_groups, pos, asked["val"])
     rest = n_train_pool - len(out["test"]) * (not test_groups) - len(out["val"])
     n_weak = _count(cfg.n_weak_train, n_train_pool, 0.0, "n_weak_train") if cfg.n_weak_train is not None else rest // 2
     out["weak_train"], pos = _take(train_groups, pos, n_weak)
@@ -137,42 +155,105 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
         idx = np.sort(np.asarray(out[name], dtype=np.int64))
         if cfg.balance:
             idx = _balance(idx, labels, rng)
-        if len(idx) == 0:
-            raise W2SError(
-                f"task {task.name!r}: split {name!r} is empty ({len(frame)} examples); "
-                "use more data or smaller split sizes (splits.n_*)"
-            )
         result[name] = idx
-    return Splits(result, split_seed)
+    splits = Splits(result, split_seed)
+    check_splits(task, cfg, splits, asked)
+    return splits
 
 
-def _pool_subsample(groups: list[np.ndarray], ranked: list[int], budget: int, pools: np.ndarray,
-                    cfg: SplitConfig) -> set[int]:
-    """The groups (indices) a fixed subsample keeps, taken in the pool draw's order ``ranked`` until
-    ``budget`` examples: for a task with its own test pool and a count n_test, test groups only up to
-    min(n_test, budget // 2) examples, so that the test split is the same for every split seed."""
-    cap_test = min(cfg.n_test, budget // 2) if isinstance(cfg.n_test, int) else None
+def budget_parts(cfg: SplitConfig, n_test_pool: int) -> tuple[int, int]:
+    """(test-pool examples, train-pool examples) a ``max_examples`` subsample takes.
+
+    The test split's size at a budget of B = max_examples is the carved size at B (n_test as a count,
+    a fraction of B, or by default 20% of B, at least min_test); val's is its size from the training
+    pool (n_val, or 10% of it, at least min_val). Both are reserved first: a task with its own test
+    pool gives the test split from that pool (all of it if smaller) and B minus that from the training
+    pool; a task without one takes B from the training pool and carves test from it. weak_train and
+    transfer share the rest. A budget that leaves them nothing is refused.
+    """
+    budget = int(cfg.max_examples)  # type: ignore[arg-type]
+    test = _carved_test(cfg, budget)
+    if n_test_pool:
+        test = min(test, n_test_pool)
+        train = budget - test
+        val = _val(cfg, train)
+    else:
+        train = budget
+        val = _val(cfg, budget)
+    if budget - test - val < 4:
+        why, less = [], []
+        for name, n in (("test", test), ("val", val)):
+            asked = getattr(cfg, f"n_{name}")
+            if asked is not None:
+                why.append(f"{name} {n} (splits.n_{name}={asked})")
+                less.append(f"a smaller splits.n_{name}")
+            else:
+                minimum = getattr(cfg, MINIMUM[name])
+                why.append(f"{name} {n} (at least splits.{MINIMUM[name]}={minimum})")
+                less.append(f"a lower minimum (--set splits.{MINIMUM[name]}={minimum // 4})")
+        raise W2SError(
+            f"config field 'splits.max_examples': {budget} examples cannot hold {why[0]} and {why[1]} and still "
+            "give weak_train and transfer two examples each (every split needs two classes): use --max-examples "
+            f"{test + val + 4} at the very least (weak_train and transfer share what is above {test + val}; a few "
+            f"hundred each is a usable start), or {' and '.join(less)}, knowing that accuracy on fewer examples "
+            "is noisier")
+    return (test if n_test_pool else 0), train
+
+
+def _subsample(groups: list[np.ndarray], ranked, pools: np.ndarray, n_test: int, n_train: int) -> set[int]:
+    """The groups (indices) a subsample keeps, taken in the order ``ranked``: test-pool groups until
+    ``n_test`` examples, training-pool groups until ``n_train`` (a group may overshoot by its size)."""
+    cap = {"test": n_test, "train": n_train}
+    got = {"test": 0, "train": 0}
     keep: set[int] = set()
-    n_train = n_test = 0
     for i in ranked:
-        if n_train + n_test >= budget:
-            break
-        if pools[groups[i][0]] == "test" and cap_test is not None:
-            if n_test < cap_test:
-                keep.add(i)
-                n_test += len(groups[i])
-        else:
+        p = pools[groups[i][0]]
+        if got[p] < cap[p]:
             keep.add(i)
-            n_train += len(groups[i])
+            got[p] += len(groups[i])
+        if got["test"] >= cap["test"] and got["train"] >= cap["train"]:
+            break
     return keep
 
 
-def _take_groups(groups: list[np.ndarray], n: int) -> tuple[list[np.ndarray], int]:
-    total = 0
-    out = []
-    for g in groups:
-        if total >= n:
-            break
-        out.append(g)
-        total += len(g)
-    return out, total
+def check_splits(task: TaskData, cfg: SplitConfig, splits: Splits, asked: dict[str, int] | None = None) -> None:
+    """Refuse splits that cannot give a trustworthy result, before anything is trained: a val or test
+    split under its minimum (splits.min_val, splits.min_test), an empty split, or a split holding
+    one class only. The error names each such split, its size and the fix. ``asked``: the val and test
+    sizes the config asked for (to tell a request below the minimum from too little data)."""
+    labels = task.frame["label"].to_numpy()
+    budget = f" (--max-examples {cfg.max_examples})" if cfg.max_examples is not None else ""
+    more = f"a larger --max-examples than {cfg.max_examples}" if cfg.max_examples is not None else "a larger task"
+    after = " after --balance" if cfg.balance else ""
+    problems = []
+    for name in SPLITS:
+        idx = splits[name]
+        n = len(idx)
+        field = MINIMUM.get(name)
+        minimum = getattr(cfg, field) if field else 0
+        if field and n < minimum:
+            req = getattr(cfg, f"n_{name}")
+            if req is not None and asked is not None and asked[name] < minimum:
+                fix = (f"splits.n_{name}={req} asks for fewer than splits.{field}={minimum}; to accept a "
+                       f"{name} split this small, lower the minimum too: --set splits.{field}={n}")
+            else:
+                fix = (f"use more data ({more}) or, accepting a noisier measure, lower the minimum: "
+                       f"--set splits.{field}={n}")
+            problems.append(f"split {name!r} has {_n(n)}{after}, under splits.{field}={minimum}: {fix}")
+        elif n == 0:
+            problems.append(f"split {name!r} is empty ({len(task)} examples); use more data or smaller split "
+                            "sizes (splits.n_*)")
+        else:
+            classes = np.unique(labels[idx])
+            if len(classes) < 2:
+                c = int(classes[0])
+                label = f"{c} ({task.label_names[c]})" if c < len(task.label_names) else str(c)
+                problems.append(f"split {name!r} has {_n(n)}, all of one class (label {label}), so accuracy "
+                                f"and PGR on it mean nothing: use more data ({more}) or a larger splits.n_{name}")
+    if problems:
+        raise W2SError(f"task {task.name!r}{budget}: the splits drawn with split seed {splits.seed} cannot give a "
+                       "trustworthy result; nothing was trained:\n  - " + "\n  - ".join(problems))
+
+
+def _n(n: int) -> str:
+    return f"{n} example" if n == 1 else f"{n} examples"
