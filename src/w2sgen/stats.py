@@ -149,8 +149,8 @@ class Moments:
         """Satterthwaite's degrees of freedom of var(c·mean): (Σ v_p)² / Σ v_p² / df_p, v_p = cᵀ V_p c."""
         v = [max(float(c @ p.cov @ c), 0.0) for p in self.parts]
         den = sum(x * x / p.df for x, p in zip(v, self.parts) if np.isfinite(p.df) and p.df > 0)
-        if sum(v) <= 0:
-            return float("nan")
+        if sum(v) <= 0:  # no variance at all: the value is known (a zero-width interval)
+            return float("inf")
         return float(sum(v) ** 2 / den) if den > 0 else float("inf")
 
 
