@@ -75,6 +75,7 @@ W, C, A, B = 0, 1, 2, 3  # stage columns
 E = np.eye(4)
 PGR_C = (E[A] - E[W], E[C] - E[W])  # (numerator, denominator) contrasts
 DELTA_C = (E[B] - E[A], E[C] - E[W])
+GAP2 = np.array([-1.0, 1.0])  # ceiling − weak over (weak, ceiling)
 ANALYTIC = ("fieller-vc", "fieller-t", "delta-t", "delta-z-test")
 BOOT = ("pct-seeds", "bca-seeds", "hier-boot", "old-mean-ratios")
 MAIN = stats.INTERVAL_METHOD
@@ -119,10 +120,14 @@ def analytic(t: np.ndarray, design: str) -> dict[str, np.ndarray]:
         runs = [stats.GroupedRun(keys[i], sizes, t[r, i]) for i in range(s)]
         acc = np.stack([x.acc for x in runs])
         mom = {b: stats.seed_moments(acc, runs, b) for b in ("vc", "t", "none")}
-        one = stats.contrast_interval(stats.seed_moments(acc[:1], runs[:1]), PGR_C[1], LEVEL)
+        # the gap and its flag from the weak and ceiling columns alone, as w2sgen.aggregate.gap_interval
+        floor_ceiling = [stats.GroupedRun(x.keys, x.sizes, x.sums[:, :2]) for x in runs]
+        gaps = {b: stats.contrast_interval(stats.seed_moments(acc[:, :2], floor_ceiling, b), GAP2, LEVEL)
+                for b in ("vc", "t", "none")}
+        one = stats.contrast_interval(stats.seed_moments(acc[:1, :2], floor_ceiling[:1]), GAP2, LEVEL)
         out["run_gap"][r] = one.lo, one.hi
         for m, (between, kind) in METHODS.items():
-            flag = stats.flagged(stats.contrast_interval(mom[between], PGR_C[1], LEVEL), THRESHOLD)
+            flag = stats.flagged(gaps[between], THRESHOLD)
             iv = stats.ratio_interval(mom[between], *PGR_C, LEVEL, kind)
             dv = stats.ratio_interval(mom[between], *DELTA_C, LEVEL, kind)
             out[m][r] = flag, iv.lo, iv.hi, dv.lo, dv.hi

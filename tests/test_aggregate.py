@@ -20,9 +20,10 @@ REQUIRED = ["task", "weak", "strong", "mode", "method", "n_seeds", "weak_acc", "
             "gap_acc_lo", "gap_acc_hi", "pgr_acc", "pgr_acc_lo", "pgr_acc_hi", "flagged"]
 
 
-def rows(weak, ceiling, w2s, method="xent", task="t", gt=False) -> pd.DataFrame:
+def rows(weak, ceiling, w2s, method="xent", task="t", gt=False, weak_model="a") -> pd.DataFrame:
     """Per-seed rows of one cell (gap intervals wide enough to pass, as a run's own would be)."""
-    return pd.DataFrame([{"run_id": f"{task}-{method}-{s}", "task": task, "weak": "a", "strong": "b", "mode": "probe",
+    return pd.DataFrame([{"run_id": f"{task}-{weak_model}-{method}-{s}", "task": task, "weak": weak_model,
+                          "strong": "b", "mode": "probe",
                           "method": method, "seed": s, "weak_acc": w, "ceiling_acc": c, "w2s_acc": x,
                           "gap_acc": c - w, "gap_acc_lo": c - w - 0.01, "gap_acc_hi": c - w + 0.01,
                           "weak_auroc": np.nan, "ceiling_auroc": np.nan, "w2s_auroc": np.nan, "majority_acc": 0.5,
@@ -66,12 +67,13 @@ def test_flagged_aggregate_has_null_pgr_and_bounds():
 
 def test_over_tasks_each_task_counts_once():
     a = rows([0.6, 0.6, 0.6, 0.6], [0.8, 0.81, 0.79, 0.8], [0.7, 0.7, 0.7, 0.7], task="a")
+    a2 = rows([0.6, 0.6], [0.8, 0.8], [0.72, 0.72], task="a", weak_model="c")  # a second model pair of task a
     b = rows([0.5, 0.5], [0.9, 0.9], [0.9, 0.89], task="b")
-    t = aggregate.apply_flags(pd.concat([a, b], ignore_index=True))
+    t = aggregate.apply_flags(pd.concat([a, a2, b], ignore_index=True))
     s = aggregate.summarize(t, by=()).iloc[0]
-    # means of the task means: weak .55, ceiling .85, w2s (.7 + .895) / 2
-    assert s["pgr_acc"] == pytest.approx(((0.7 + 0.895) / 2 - 0.55) / 0.30)
-    assert s["n_seeds"] == 6 and s["n_cells"] == 2
+    # means of the task means (task a: the mean of its two pairs): weak .55, ceiling .85, w2s (.71 + .895) / 2
+    assert s["pgr_acc"] == pytest.approx(((0.71 + 0.895) / 2 - 0.55) / 0.30)
+    assert s["n_seeds"] == 8 and s["n_cells"] == 3
 
 
 def test_paired_comparison_and_ranking_leave_ground_truth_methods_out():

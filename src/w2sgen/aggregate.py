@@ -311,6 +311,7 @@ class Cell:
     run_ids: list[str]
     grouped: bool
     """Whether the test noise was measured from the runs' predictions (else seeds alone)."""
+    task: str = ""
 
 
 def cell_moments(rows: pd.DataFrame, columns: Sequence[str], stages: Sequence[str],
@@ -325,15 +326,34 @@ def cell_moments(rows: pd.DataFrame, columns: Sequence[str], stages: Sequence[st
     grouped = preds.grouped(ids, stages) if preds is not None and ids and len(ids) == len(rows) else None
     if grouped is not None:  # the predictions' accuracies (identical to run.json's for a complete run)
         acc = np.stack([g.acc for g in grouped])
-    return Cell(stats.seed_moments(acc, grouped), ids, grouped is not None)
+    task = str(rows["task"].iloc[0]) if len(rows) else ""
+    return Cell(stats.seed_moments(acc, grouped), ids, grouped is not None, task)
 
 
 E3 = np.eye(3)
 PGR_NUM, GAP = E3[2] - E3[0], E3[1] - E3[0]  # over (weak, ceiling, w2s)
 
 
-def _units(g: pd.DataFrame) -> list[pd.DataFrame]:
-    return [u for _, u in g.groupby(RUN_KEYS, sort=True)]
+def _cells(g: pd.DataFrame, columns: Sequence[str], stages: Sequence[str], preds: Predictions | None
+           ) -> tuple[list[Cell], list[pd.DataFrame]]:
+    """The cells of ``g`` (one per task, weak, strong, mode) as moments of ``columns``, and the rows
+    each used (seeds with every column finite)."""
+    cells, used = [], []
+    for _, u in g.groupby(RUN_KEYS, sort=True):
+        c = cell_moments(u, columns, stages, preds)
+        if c.moments.n_seeds:
+            cells.append(c)
+            used.append(u[np.isfinite(u[list(columns)].to_numpy(dtype=float)).all(1)])
+    return cells, used
+
+
+def _pool(cells: list[Cell]) -> stats.Moments:
+    """The mean over tasks of each task's mean over its cells (model pairs), each weighted equally."""
+    tasks: dict[str, list[stats.Moments]] = {}
+    for c in cells:
+        tasks.setdefault(c.task, []).append(c.moments)
+    per_task = [ms[0] if len(ms) == 1 else stats.combine(ms) for ms in tasks.values()]
+    return per_task[0] if len(per_task) == 1 else stats.combine(per_task)
 
 
 def mark(method: str, gt: bool) -> str:
@@ -346,8 +366,8 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
     """One row per (``by``, method): means and the ratio-of-means PGR with 95% intervals.
 
     Within a row, each cell (task, weak, strong, mode) gives the mean over its seeds; several cells
-    (``by`` coarser than a cell, e.g. ("task",) or ()) are averaged with equal weight and their
-    covariances combined (``stats.combine``). PGR = (w2s − weak)/(ceiling − weak) of those means
+    (``by`` coarser than a cell, e.g. ("task",) or ()) are averaged, the cells of a task with equal
+    weight, then the tasks with equal weight, and their covariances combined (``stats.combine``). PGR = (w2s − weak)/(ceiling − weak) of those means
     with Fieller's interval; flagged (PGR and its bounds NaN) when the gap's interval includes 0,
     the gap is under ``threshold``, or the PGR interval is unbounded. ``preds`` (the runs'
     predictions) adds the test noise measured over groups; without it the seeds alone measure it.
@@ -361,8 +381,7 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
         key = key if isinstance(key, tuple) else (key,)
         method = key[-1]
         stages = ["weak", "ceiling", f"student-{method}"]
-        cells = [cell_moments(u, ["weak_acc", "ceiling_acc", "w2s_acc"], stages, preds) for u in _units(g)]
-        cells = [c for c in cells if c.moments.n_seeds]
+        cells, used = _cells(g, ["weak_acc", "ceiling_acc", "w2s_acc"], stages, preds)
         row: dict[str, Any] = dict(zip(by, key[:-1])) if by else {}
         row.update({"method": method, "n_seeds": int(sum(c.moments.n_seeds for c in cells)),
                     "n_cells": len(cells), "n_flagged_runs": int(g["flagged"].sum()) if "flagged" in g else 0,
@@ -373,8 +392,8 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
         if not cells:
             rows.append(row)
             continue
-        m = stats.combine([c.moments for c in cells])
-        row.update(ratio_row(m, PGR_NUM, GAP, threshold, level, prefix="pgr_acc"))
+        m = _pool(cells)
+        row.update(ratio_row(m, PGR_NUM, GAP, threshold, level, prefix="pgr_acc", gap=gap_interval(used, preds, level)))
         for name, c in (("weak_acc", E3[0]), ("ceiling_acc", E3[1]), ("w2s_acc", E3[2])):
             iv = stats.contrast_interval(m, c, level)
             row.update({name: iv.value, f"{name}_lo": iv.lo, f"{name}_hi": iv.hi})
@@ -389,11 +408,21 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
     return out[cols]
 
 
+def gap_interval(units: list[pd.DataFrame], preds: Predictions | None, level: float = LEVEL) -> stats.Interval:
+    """The gap ceiling − weak of ``units`` (cells' rows), pooled as the aggregates pool: from the weak
+    and ceiling accuracies alone, so every method of a cell shows the same gap and flag."""
+    cells = [cell_moments(u, ["weak_acc", "ceiling_acc"], ["weak", "ceiling"], preds) for u in units]
+    cells = [c for c in cells if c.moments.n_seeds]
+    if not cells:
+        return stats.Interval(float("nan"), float("nan"), float("nan"))
+    return stats.contrast_interval(_pool(cells), np.array([-1.0, 1.0]), level)
+
+
 def ratio_row(m: stats.Moments, num: np.ndarray, den: np.ndarray, threshold: float, level: float,
-              prefix: str) -> dict[str, Any]:
-    """The gap (den·mean) with its interval and flag, and the ratio num/den with its Fieller interval
-    (NaN with its bounds when flagged)."""
-    gap = stats.contrast_interval(m, den, level)
+              prefix: str, gap: stats.Interval | None = None) -> dict[str, Any]:
+    """The gap (den·mean, or ``gap`` when given) with its interval and flag, and the ratio num/den
+    with its Fieller interval (NaN with its bounds when flagged)."""
+    gap = gap if gap is not None else stats.contrast_interval(m, den, level)
     reason = stats.flag_reason(gap, threshold)
     r = stats.ratio_interval(m, num, den, level)
     if reason is None and not (np.isfinite(r.lo) and np.isfinite(r.hi)):
@@ -415,7 +444,7 @@ def compare(table: pd.DataFrame, reference: str = "xent", by: Sequence[str] = RU
 
     ΔPGR = (mean m − mean ref) / (mean ceiling − mean weak) over the runs that have both (Fieller
     interval; NaN when the gap is flagged) and Δacc = mean m − mean ref (t interval), means over
-    seeds, then over the cells of the row with equal weight. ``significant``: +1 / −1 when the
+    seeds, then over the cells of a task and over tasks, each with equal weight. ``significant``: +1 / −1 when the
     interval of Δacc lies above / below 0, else 0.
     """
     by = list(by)
@@ -432,16 +461,15 @@ def compare(table: pd.DataFrame, reference: str = "xent", by: Sequence[str] = RU
             stages = ["weak", "ceiling", f"student-{reference}", f"student-{method}"]
             paired = gm.merge(ref[[*RUN_KEYS, "seed", "w2s_acc"]].rename(columns={"w2s_acc": "ref_acc"}),
                               on=[*RUN_KEYS, "seed"])
-            cells = [cell_moments(u, ["weak_acc", "ceiling_acc", "ref_acc", "w2s_acc"], stages, preds)
-                     for u in _units(paired)]
-            cells = [c for c in cells if c.moments.n_seeds]
+            cells, used = _cells(paired, ["weak_acc", "ceiling_acc", "ref_acc", "w2s_acc"], stages, preds)
             row: dict[str, Any] = dict(zip(by, key)) if by else {}
             row.update({"method": method, "reference": reference, "runs": int(sum(c.moments.n_seeds for c in cells)),
                         "uses_ground_truth": bool(gm["uses_ground_truth"].any()) if "uses_ground_truth" in gm
                         else False})
             if cells:
-                m = stats.combine([c.moments for c in cells])
-                row.update(ratio_row(m, E4[3] - E4[2], E4[1] - E4[0], threshold, level, prefix="delta_pgr"))
+                m = _pool(cells)
+                row.update(ratio_row(m, E4[3] - E4[2], E4[1] - E4[0], threshold, level, prefix="delta_pgr",
+                                     gap=gap_interval(used, preds, level)))
                 d = stats.contrast_interval(m, E4[3] - E4[2], level)
                 row.update({"delta_acc": d.value, "delta_acc_lo": d.lo, "delta_acc_hi": d.hi,
                             "significant": int(d.lo > 0) - int(d.hi < 0) if np.isfinite(d.lo) else 0})

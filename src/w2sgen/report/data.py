@@ -35,11 +35,6 @@ class ReportData:
     """The runs' predictions (read once; the aggregates use them for the test noise)."""
 
 
-def load_predictions(run_dir: Path) -> RunPreds | None:
-    """The run's labelled predictions (see :func:`w2sgen.aggregate.load_predictions`)."""
-    return aggregate.load_predictions(run_dir)
-
-
 def collect(root: str | Path, n_boot: int = stats.N_BOOT, seed: int = 0, threshold: float = stats.GAP_THRESHOLD,
             reference: str = "xent") -> ReportData:
     """Read every run of ``root`` and compute per-run statistics (see ``w2sgen.aggregate``)."""
