@@ -450,8 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     res.set_defaults(fn=cmd_results)
 
     rp = sub.add_parser("report", help="write an HTML report (statistics, plots, configs) of a results directory",
-                        description="Write one self-contained HTML file with bootstrap intervals, flagged "
-                        "small gaps, method comparisons, diagnostics, plots (also saved as PNG and SVG) and configs.")
+                        description="Write one self-contained HTML file: PGR as ratios of means with 95% "
+                        "intervals, gaps and flags, method comparisons, diagnostics, plots (also saved as PNG and "
+                        "SVG) and configs.")
     rp.add_argument("dir", help="results directory")
     rp.add_argument("-o", "--output", help="HTML file (default DIR/report.html)")
     rp.add_argument("--plots-dir", help="where the PNG and SVG plots go (default plots/ next to the report)")

@@ -74,6 +74,13 @@ def planted_side(name: str, texts: list[str], feats: np.ndarray, cfg: RunConfig,
     side._store = store
     side._ready = True
     side.device, side.dtype = "cpu", "fp32"
+    side._key = store.key  # what ModelSide.meta would set from the meta (versions that key sides by it)
+    try:  # ... and the side's identity read, where stage keys are built from recorded reads
+        from w2sgen.reads import side_ident
+
+        side._reads.add(side_ident(store.key))
+    except (ImportError, AttributeError):
+        pass
     return side
 
 

@@ -63,8 +63,8 @@ def flips_linear(tmp_path_factory):
 
 
 def _spy(select_fn, name: str, kept: dict):
-    def spy(cfg, weak, ctx):
-        res = select_fn(cfg, weak, ctx)
+    def spy(cfg, weak, ctx, *rest):  # rest: the candidates' positions, where the protocol passes them
+        res = select_fn(cfg, weak, ctx, *rest)
         kept[(name, kept["seed"])] = np.asarray(res[0], dtype=bool)
         return res
 
