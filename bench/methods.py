@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Methods bench: every registered method on real tasks, PGR with 95% intervals, ΔPGR against
-``xent`` from a paired bootstrap, and each method's cost relative to ``xent``.
+"""Methods bench: every registered method on real tasks, PGR with 95% intervals, ΔPGR and Δacc against
+``xent`` paired on the same runs, and each method's cost relative to ``xent``.
 
 Probe mode on the packaged CPU models, in three groups (each with its own ``xent`` reference):
 
@@ -15,11 +15,17 @@ and the ceiling are shared by the methods of a run, and ΔPGR pairs a method wit
 same run (same split, same weak labels). The split changes with the seed. Nothing is tuned here:
 every method runs with its registered defaults; the test split is only read for the table.
 
-Columns: ``PGR`` mean over seeds [95% bootstrap interval over seeds]; ``ΔPGR`` mean of the
-per-seed differences with ``xent`` [95% paired bootstrap interval]; ``acc`` the student's test
-accuracy; ``cost`` the median over runs of the method's wall time over ``xent``'s in the same run
-(the whole method: its intermediate stages, extra embeddings and training; the shared backbone
-activations of the run's two models are cached before the methods run and not counted).
+Every number comes from ``w2sgen.aggregate`` (as ``w2s results --summary`` and ``w2s report``):
+``PGR`` = (mean w2s − mean weak) / (mean ceiling − mean weak) over seeds [95% Fieller interval over
+seeds and test groups], shown only when the gap is not flagged (under 2 points, or its interval
+includes 0); ``ΔPGR`` = (mean method − mean xent) / (mean ceiling − mean weak) and ``Δacc`` = mean
+method − mean xent on the same runs; ``acc`` the student's mean test accuracy; ``cost`` the median
+over runs of the method's wall time over ``xent``'s in the same run (the whole method: its
+intermediate stages, extra embeddings and training; the shared backbone activations of the run's
+two models are cached before the methods run and not counted). The overall table weights each task
+equally and keeps every run. Methods that read ground truth (``uses_ground_truth``) are marked ``*``
+and never ranked. ``--from-out DIR`` also prints what the old rule (the mean of per-run ratios,
+percentile bootstrap over seeds) gives for the same runs.
 
 Usage: ``.venv/bin/python bench/methods.py [--quick] [--tasks cities,sst2,twitter_sentiment]
 [--seeds 0,1,2,3,4] [--methods ...] [--out DIR]``. Default ≤ 30 min, ``--quick`` ≤ 5 min on a
@@ -47,7 +53,6 @@ import pandas as pd  # noqa: E402
 DECODER_METHODS = ("generative", "zero_shot", "few_shot")
 LADDER_METHODS = ("probe_ladder",)
 TASKS = ("cities", "sst2", "twitter_sentiment")
-GAP = 0.02  # a ceiling less than 2 points above the weak floor makes PGR unreliable (as in `w2s report`)
 # group -> (weak, strong), what runs there
 PAIRS = {"encoder": ("minilm-l6", "mpnet-base"), "ladder": ("minilm-l6", "mpnet-base"),
          "decoder": ("minilm-l6", "smollm2-135m")}
@@ -113,62 +118,94 @@ def run_group(group: str, methods: list[str], tasks: list[str], seeds: list[int]
 
 
 def tidy(records: list[dict]) -> pd.DataFrame:
-    rows = []
+    """Per (run, method) rows of ``w2sgen.aggregate.runs_table`` (gap, interval, flag) + group, cost, ladder."""
+    from w2sgen.aggregate import runs_table
+
+    frames = []
     for r in records:
         if "record" not in r:
             continue
         rec = r["record"]
-        st = rec["stages"]
-        for m, b in st["students"].items():
-            ladder = b.get("train", {}).get("ladder") if m == "probe_ladder" else None
-            rows.append({"group": r["group"], "task": r["task"], "seed": r["seed"], "method": m,
-                         "weak_acc": st["weak"]["test"]["acc"], "ceiling_acc": st["ceiling"]["test"]["acc"],
-                         "w2s_acc": b["test"]["acc"], "pgr": b["pgr_acc"], "wall_s": b["wall_s"],
-                         **({f"ladder_{k}": v for k, v in ladder.items()} if isinstance(ladder, dict) else {})})
-    return pd.DataFrame(rows)
+        t = runs_table([rec]).assign(group=r["group"])
+        st = rec["stages"]["students"]
+        t["wall_s"] = [st[m].get("wall_s") for m in t["method"]]
+        for m, b in st.items():
+            ladder = (b.get("analysis") or {}).get("ladder") or (b.get("train") or {}).get("ladder")
+            if m == "probe_ladder" and isinstance(ladder, dict):
+                for k, v in ladder.items():
+                    t.loc[t["method"] == m, f"ladder_{k}"] = v
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def summarize(frame: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
-    from w2sgen.stats import bootstrap
+def _preds(out: Path | None, group: str):
+    from w2sgen.aggregate import Predictions
 
-    out = []
+    return Predictions(out / group if out is not None else None)
+
+
+def summarize(frame: pd.DataFrame, out: Path | None = None) -> pd.DataFrame:
+    """Per (group, task, method): ``w2sgen.aggregate.summarize`` (PGR = ratio of means, Fieller
+    interval, gap and flag: the numbers ``w2s results --summary`` and ``w2s report`` print) joined
+    with ``aggregate.compare`` against xent (ΔPGR, Δacc, paired on the same runs) and the cost."""
+    from w2sgen import aggregate
+
+    parts = []
     for (group, task), g in frame.groupby(["group", "task"], sort=False):
-        ref = g[g["method"] == "xent"].set_index("seed")
-        for m, gm in g.groupby("method", sort=True):
-            gm = gm.set_index("seed")
-            pg = bootstrap(gm["pgr"].to_numpy(), "mean", n_boot)
-            common = gm.index.intersection(ref.index)
-            d = bootstrap((gm.loc[common, "pgr"] - ref.loc[common, "pgr"]).to_numpy(), "mean", n_boot)
-            da = bootstrap((gm.loc[common, "w2s_acc"] - ref.loc[common, "w2s_acc"]).to_numpy(), "mean", n_boot)
-            cost = (gm.loc[common, "wall_s"] / ref.loc[common, "wall_s"].clip(lower=1e-3)).median()
-            out.append({"group": group, "task": task, "method": m, "seeds": len(gm),
-                        "weak": gm["weak_acc"].mean(), "ceiling": gm["ceiling_acc"].mean(), "acc": gm["w2s_acc"].mean(),
-                        "pgr": pg.value, "pgr_lo": pg.lo, "pgr_hi": pg.hi,
-                        "dpgr": d.value, "dpgr_lo": d.lo, "dpgr_hi": d.hi, "dacc": da.value, "dacc_lo": da.lo,
-                        "dacc_hi": da.hi, "cost": cost,
-                        "wall_s": gm["wall_s"].median()})
-    return pd.DataFrame(out)
+        preds = _preds(out, group)
+        s = aggregate.summarize(g, preds=preds)
+        c = aggregate.compare(g, "xent", preds=preds)
+        c = c[[k for k in ("method", "delta_pgr", "delta_pgr_lo", "delta_pgr_hi", "delta_acc", "delta_acc_lo",
+                           "delta_acc_hi", "significant") if k in c]]
+        s = s.merge(c, on="method", how="left")
+        s["cost"] = [cost(g, m) for m in s["method"]]
+        s["wall_s"] = [float(g[g["method"] == m]["wall_s"].median()) for m in s["method"]]
+        parts.append(s.assign(group=group, task=task))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def fmt(x: float, nd: int = 2) -> str:
-    return "nan" if not np.isfinite(x) else f"{x:+.{nd}f}" if nd == 2 else f"{x:.{nd}f}"
+def cost(g: pd.DataFrame, method: str) -> float:
+    """Median over the runs of ``g`` of the method's wall time over xent's in the same run."""
+    ref = g[g["method"] == "xent"].set_index("seed")["wall_s"].astype(float).clip(lower=1e-3)
+    gm = g[g["method"] == method].set_index("seed")["wall_s"].astype(float)
+    common = gm.index.intersection(ref.index)
+    return float((gm.loc[common] / ref.loc[common]).median()) if len(common) else float("nan")
+
+
+def _iv(v: float, lo: float, hi: float, scale: float = 1.0, nd: int = 2) -> str:
+    if not np.isfinite(v):
+        return "–"
+    def f(x: float) -> str:
+        return f"{scale * x:+.{nd}f}"
+
+    return f"{f(v)} [{f(lo)}, {f(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else f"{f(v)} [?]"
 
 
 def print_table(s: pd.DataFrame, frame: pd.DataFrame) -> None:
+    from w2sgen.aggregate import mark
+
     for (group, task), g in s.groupby(["group", "task"], sort=False):
-        g0 = g.iloc[0]
-        gap = g0["ceiling"] - g0["weak"]
-        flag = "" if gap >= GAP else f"  !! gap {gap:+.1%} < {GAP:.0%}: PGR is unreliable here, read Δacc"
-        print(f"\n{task} · {group} pair · weak {g0['weak']:.1%} → ceiling {g0['ceiling']:.1%} · seeds {int(g0['seeds'])}{flag}")
+        g0 = g[g["method"] == "xent"].iloc[0] if (g["method"] == "xent").any() else g.iloc[0]
+        flag = f"  !! flagged ({g0['flag_reason']}): no PGR, read Δacc" if g0["flagged"] else ""
+        print(f"\n{task} · {group} pair · weak {g0['weak_acc']:.1%} → ceiling {g0['ceiling_acc']:.1%} · gap "
+              f"{_iv(g0['gap_acc'], g0['gap_acc_lo'], g0['gap_acc_hi'], 100, 1)} pts · seeds {int(g0['n_seeds'])}{flag}")
         print(f"  {'method':<18} {'acc':>6} {'PGR [95% CI]':>22} {'ΔPGR vs xent [95% CI]':>25} "
               f"{'Δacc vs xent [95% CI]':>26} {'cost':>6} {'wall_s':>7}")
-        for _, r in g.sort_values("dpgr", ascending=False).iterrows():
-            sig = "*" if r["method"] != "xent" and (r["dpgr_lo"] > 0 or r["dpgr_hi"] < 0) else " "
-            print(f"  {r['method']:<18} {r['acc']:>6.1%} {fmt(r['pgr'])} [{fmt(r['pgr_lo'])}, {fmt(r['pgr_hi'])}]"
-                  f"   {fmt(r['dpgr'])} [{fmt(r['dpgr_lo'])}, {fmt(r['dpgr_hi'])}]{sig}"
-                  f"   {100 * r['dacc']:+5.1f} [{100 * r['dacc_lo']:+5.1f}, {100 * r['dacc_hi']:+5.1f}] pts"
-                  f" {r['cost']:>5.1f}x {r['wall_s']:>7.1f}")
-    print("\n* the 95% interval of ΔPGR excludes 0. PGR over accuracy; cost = wall time / xent's (median over runs).")
+        for _, r in g.sort_values("delta_acc", ascending=False, na_position="first").iterrows():
+            sig = "*" if r["method"] != "xent" and r.get("significant", 0) else " "
+            pgr = "flagged" if r["flagged"] else _iv(r["pgr_acc"], r["pgr_acc_lo"], r["pgr_acc_hi"])
+            if r["method"] == "xent":
+                dp, da = "(reference)", ""
+            else:
+                dp = "flagged" if r.get("flagged") else _iv(r["delta_pgr"], r["delta_pgr_lo"], r["delta_pgr_hi"])
+                da = _iv(r["delta_acc"], r["delta_acc_lo"], r["delta_acc_hi"], 100, 1) + " pts"
+            print(f"  {mark(r['method'], bool(r['uses_ground_truth'])):<18} {r['w2s_acc']:>6.1%} {pgr:>22}"
+                  f"   {dp:>22}{sig} {da:>26} {r['cost']:>5.1f}x {r['wall_s']:>7.1f}")
+    print("\nPGR = (mean w2s − mean weak)/(mean ceiling − mean weak) over seeds, ΔPGR and Δacc paired with xent on "
+          "the same runs; 95% intervals over seeds and test groups (w2sgen.aggregate, as `w2s results --summary` "
+          "and `w2s report`). * the Δacc interval excludes 0. Flagged: the gap is under 2 points or its interval "
+          "includes 0. cost = wall time / xent's (median over runs). A method marked * after its name reads "
+          "ground truth and is never ranked.")
     lad = frame[frame["method"] == "probe_ladder"]
     cols = [c for c in ("ladder_lp_weak", "ladder_lp_gt", "ladder_ft_weak", "ladder_ft_weak_lp_gt", "ladder_ft_gt")
             if c in lad]
@@ -178,26 +215,80 @@ def print_table(s: pd.DataFrame, frame: pd.DataFrame) -> None:
             print(f"  {task:<18} " + "  ".join(f"{c[7:]} {g[c].mean():.1%}" for c in cols))
 
 
-def overall(s: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """Per method over the tasks of its group, paired by (task, seed) run: mean Δacc against ``xent``
-    over all runs, and mean ΔPGR over the runs of tasks whose mean gap is at least GAP (PGR is
-    unreliable where the ceiling is barely above the weak floor); 95% bootstrap intervals."""
-    from w2sgen.stats import bootstrap
+def overall(s: pd.DataFrame, frame: pd.DataFrame, out: Path | None = None) -> pd.DataFrame:
+    """Per method over the tasks of its group (each task weighted equally): PGR and ΔPGR against
+    xent as ratios of the means over tasks, Δacc, tasks won / lost (Δacc interval above / below 0),
+    all from ``w2sgen.aggregate`` over every run (a task is never dropped for its gap: the aggregate
+    has its own gap and flag)."""
+    from w2sgen import aggregate
 
-    reliable = {(r["group"], r["task"]) for _, r in s.iterrows() if r["ceiling"] - r["weak"] >= GAP}
     rows = []
-    for (group, m), g in frame.groupby(["group", "method"], sort=True):
-        ref = frame[(frame["group"] == group) & (frame["method"] == "xent")].set_index(["task", "seed"])
-        gm = g.set_index(["task", "seed"])
-        common = gm.index.intersection(ref.index)
-        da = bootstrap((gm.loc[common, "w2s_acc"] - ref.loc[common, "w2s_acc"]).to_numpy(), "mean", 2000)
-        ok = [i for i in common if (group, i[0]) in reliable]
-        d = bootstrap((gm.loc[ok, "pgr"] - ref.loc[ok, "pgr"]).to_numpy(), "mean", 2000)
-        cost = s[(s["group"] == group) & (s["method"] == m)]["cost"].median()
-        rows.append({"group": group, "method": m, "runs": len(common), "dacc": da.value, "dacc_lo": da.lo,
-                     "dacc_hi": da.hi, "pgr_runs": len(ok), "dpgr": d.value, "lo": d.lo, "hi": d.hi,
-                     "tasks_up": int((s[(s["group"] == group) & (s["method"] == m)]["dacc"] > 0).sum()), "cost": cost})
+    for group, g in frame.groupby("group", sort=True):
+        preds = _preds(out, group)
+        summ = aggregate.summarize(g, by=(), preds=preds).set_index("method")
+        cmp = aggregate.compare(g, "xent", by=(), preds=preds).set_index("method")
+        per_task = s[s["group"] == group]
+        for m in summ.index:
+            r = {"group": group, "method": m, "runs": int(summ.loc[m, "n_seeds"]),
+                 "uses_ground_truth": bool(summ.loc[m, "uses_ground_truth"]),
+                 **{k: summ.loc[m, k] for k in ("pgr_acc", "pgr_acc_lo", "pgr_acc_hi", "flagged", "flag_reason",
+                                                "gap_acc", "gap_acc_lo", "gap_acc_hi")}}
+            if m in cmp.index:
+                r.update({k: cmp.loc[m, k] for k in ("delta_pgr", "delta_pgr_lo", "delta_pgr_hi", "delta_acc",
+                                                     "delta_acc_lo", "delta_acc_hi")})
+            t = per_task[per_task["method"] == m]
+            r["tasks_won"] = int((t.get("significant", pd.Series(dtype=float)) > 0).sum())
+            r["tasks_lost"] = int((t.get("significant", pd.Series(dtype=float)) < 0).sum())
+            r["tasks"] = int(len(t))
+            r["cost"] = t["cost"].median()
+            rows.append(r)
     return pd.DataFrame(rows)
+
+
+def print_overall(o: pd.DataFrame) -> None:
+    from w2sgen.aggregate import mark
+
+    print("\noverall (each task weighted equally; every run counts; 95% intervals over seeds and test groups):")
+    print(f"  {'group':<8} {'method':<18} {'runs':>4} {'Δacc pts [95% CI]':>22} {'won/lost':>9} "
+          f"{'PGR [95% CI]':>22} {'ΔPGR [95% CI]':>22} {'cost':>6}")
+    for _, r in o.sort_values(["group", "delta_acc"], ascending=[False, False], na_position="first").iterrows():
+        pgr = f"flagged ({r['flag_reason']})" if r["flagged"] else _iv(r["pgr_acc"], r["pgr_acc_lo"], r["pgr_acc_hi"])
+        if r["method"] == "xent":
+            da, dp, wl = "(reference)", "", ""
+        else:
+            da = _iv(r.get("delta_acc", np.nan), r.get("delta_acc_lo", np.nan), r.get("delta_acc_hi", np.nan), 100, 1)
+            dp = "flagged" if r["flagged"] else _iv(r.get("delta_pgr", np.nan), r.get("delta_pgr_lo", np.nan),
+                                                    r.get("delta_pgr_hi", np.nan))
+            wl = "–" if r["uses_ground_truth"] else f"{r['tasks_won']}/{r['tasks_lost']} of {r['tasks']}"
+        print(f"  {r['group']:<8} {mark(r['method'], r['uses_ground_truth']):<18} {r['runs']:>4} {da:>22} {wl:>9} "
+              f"{pgr:>22} {dp:>22} {r['cost']:>5.1f}x")
+    fair = o[~o["uses_ground_truth"].astype(bool) & (o["method"] != "xent")]
+    for group, g in fair.groupby("group", sort=True):  # a ranking of weak-to-strong methods only
+        better = g[g["delta_acc_lo"] > 0].sort_values("delta_acc", ascending=False)
+        print(f"  {group}: " + (f"above xent (Δacc interval > 0): {', '.join(better['method'])}" if len(better)
+                                else "no method is above xent with 95% confidence"))
+
+
+def print_before_after(frame: pd.DataFrame, s: pd.DataFrame) -> None:
+    """What the old aggregation (the mean of per-run ratios, percentile bootstrap over seeds, flagged
+    runs included) gives for the same runs, next to the ratio of means."""
+    from w2sgen.aggregate import mean_of_ratios
+
+    print("\nbefore/after: PGR and ΔPGR vs xent under the old rule (mean of per-run ratios, percentile bootstrap "
+          "over seeds) and the new one (ratio of means, Fieller interval, flag):")
+    print(f"  {'group':<8} {'task':<18} {'method':<18} {'old PGR [95%]':>22} {'new PGR [95%]':>22} "
+          f"{'old ΔPGR [95%]':>22} {'new ΔPGR [95%]':>22}")
+    for (group, task), g in frame.groupby(["group", "task"], sort=False):
+        old = mean_of_ratios(g).set_index("method")
+        new = s[(s["group"] == group) & (s["task"] == task)].set_index("method")
+        for m in old.index:
+            o, n = old.loc[m], new.loc[m] if m in new.index else None
+            npgr = "flagged" if n is None or n["flagged"] else _iv(n["pgr_acc"], n["pgr_acc_lo"], n["pgr_acc_hi"])
+            nd = ("" if m == "xent" else "flagged" if n is None or n["flagged"]
+                  else _iv(n["delta_pgr"], n["delta_pgr_lo"], n["delta_pgr_hi"]))
+            od = "" if m == "xent" else _iv(o["old_delta_pgr"], o["old_delta_lo"], o["old_delta_hi"])
+            print(f"  {group:<8} {task:<18} {m:<18} {_iv(o['old_pgr'], o['old_pgr_lo'], o['old_pgr_hi']):>22} "
+                  f"{npgr:>22} {od:>22} {nd:>22}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 records += [{"group": group, "task": r["task"]["name"], "seed": r["seed"], "record": r}
                             for r in w2sgen.load_results(d).runs]
-        return report(records, tasks, time.time(), a.csv, cache=None)
+        return report(records, tasks, time.time(), a.csv, cache=None, out=Path(a.from_out), before_after=True)
 
     t0 = time.time()
     print(f"methods bench ({size}): tasks {tasks}, seeds {seeds}, {len(methods)} methods; out {out}", file=sys.stderr)
@@ -245,10 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     for group, ms in groups.items():
         if ms:
             records += run_group(group, ms, tasks, seeds, size, out, cache, args)
-    return report(records, tasks, t0, a.csv, cache)
+    return report(records, tasks, t0, a.csv, cache, out=out)
 
 
-def report(records: list[dict], tasks: list[str], t0: float, csv: str | None, cache: Path | None) -> int:
+def report(records: list[dict], tasks: list[str], t0: float, csv: str | None, cache: Path | None,
+           out: Path | None = None, before_after: bool = False) -> int:
     """Print the tables of ``records``; returns the exit code (1 if a run failed or none finished)."""
     frame = tidy(records)
     if csv:
@@ -256,16 +348,11 @@ def report(records: list[dict], tasks: list[str], t0: float, csv: str | None, ca
     if frame.empty:
         print("no run finished", file=sys.stderr)
         return 1
-    s = summarize(frame)
+    s = summarize(frame, out)
     print_table(s, frame)
-    o = overall(s, frame)
-    print("\noverall (paired bootstrap over task × seed runs; ΔPGR only over tasks with a gap >= 2 points):")
-    print(f"  {'group':<8} {'method':<18} {'runs':>4} {'Δacc pts [95% CI]':>24} {'tasks Δacc>0':>13} "
-          f"{'ΔPGR [95% CI] (runs)':>28} {'cost':>6}")
-    for _, r in o.sort_values(["group", "dacc"], ascending=[False, False]).iterrows():
-        print(f"  {r['group']:<8} {r['method']:<18} {r['runs']:>4} {100 * r['dacc']:>+7.1f} "
-              f"[{100 * r['dacc_lo']:+5.1f}, {100 * r['dacc_hi']:+5.1f}] {r['tasks_up']:>8}/{len(tasks)}   "
-              f"{fmt(r['dpgr'])} [{fmt(r['lo'])}, {fmt(r['hi'])}] ({r['pgr_runs']:>2}) {r['cost']:>5.1f}x")
+    print_overall(overall(s, frame, out))
+    if before_after:
+        print_before_after(frame, s)
     failed = [r for r in records if "error" in r]
     for r in failed:
         print(f"FAILED {r['group']} {r['task']} seed {r['seed']}: {r['error']}")

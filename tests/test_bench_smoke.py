@@ -69,3 +69,21 @@ def test_methods_bench_smoke(capsys, tmp_path):
     assert rc == 0, out
     assert "sst2 · encoder pair" in out and "confidence_filter" in out
     assert re.search(r"encoder\s+confidence_filter\s+2\s+[+-]\d+\.\d \[\s*[+-]\d+\.\d,\s+[+-]\d+\.\d\]", out), out
+
+
+COVERAGE_BENCH = Path(__file__).resolve().parents[1] / "bench" / "coverage.py"
+COVERAGE_SUMMARY = re.compile(r"^summary: coverage_pgr=\d\.\d{3} coverage_delta=\d\.\d{3} runs=\d+$")
+
+
+def test_coverage_bench_smoke(capsys):
+    """bench/coverage.py with a handful of experiments per cell: every method's rows and the summary line."""
+    spec = importlib.util.spec_from_file_location("w2s_bench_coverage", COVERAGE_BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    assert mod.main(["--reps", "6", "--boot-reps", "6", "--n-boot", "50"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert COVERAGE_SUMMARY.match(lines[-1]), lines[-1]
+    for method in (*mod.ANALYTIC, *mod.BOOT):
+        assert sum(line.startswith(f"{method} ") for line in lines) == 10, method  # 5 gaps x 2 seed counts
+    assert mod.MAIN == "fieller-vc"

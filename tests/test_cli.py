@@ -81,8 +81,10 @@ def test_run_results_json_and_export(tmp_path, tiny_encoders, capsys):
     assert main(["results", str(out), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert isinstance(rows, list) and len(rows) == 4  # 2 seeds x 2 methods
-    assert list(rows[0]) == ["task", "weak", "strong", "mode", "method", "seed", "weak_acc", "ceiling_acc",
-                             "w2s_acc", "weak_auroc", "ceiling_auroc", "w2s_auroc", "pgr_acc", "pgr_auroc"]
+    assert list(rows[0])[:9] == ["task", "weak", "strong", "mode", "method", "seed", "weak_acc", "ceiling_acc",
+                                 "w2s_acc"]
+    assert {"gap_acc", "gap_acc_lo", "gap_acc_hi", "flagged", "pgr_acc", "majority_acc", "run_id"} <= set(rows[0])
+    assert all((r["pgr_acc"] is None) == r["flagged"] for r in rows)  # a flagged run has no PGR
     assert {r["method"] for r in rows} == {"xent", "logconf"} and {r["seed"] for r in rows} == {0, 1}
     assert all(0 <= r["w2s_acc"] <= 1 for r in rows)
     assert main(["results", str(out), "--format", "csv"]) == 0

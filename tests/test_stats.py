@@ -1,10 +1,10 @@
-"""Bootstrap intervals against known distributions, the small-gap flag, aggregates, comparisons,
-calibration and the diagnostics, against hand-computed values."""
+"""Bootstrap intervals against known distributions; intervals of means and ratios of means over seeds
+and test groups (hand values, normal theory, coverage); the small-gap flag; calibration and the
+diagnostics, against hand-computed values."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from w2sgen import stats
@@ -39,38 +39,6 @@ def test_median_interval_and_degenerate_inputs():
         stats.percentile_interval(np.ones(3), level=95)
 
 
-def test_run_bootstrap_accuracy_interval_is_binomial_and_pgr_is_paired():
-    rng = np.random.default_rng(3)
-    n = 2000
-    weak = rng.random(n) < 0.6
-    ceiling = rng.random(n) < 0.8
-    xent = np.where(rng.random(n) < 0.5, weak, ceiling)
-    logconf = xent | (rng.random(n) < 0.1)
-    b = stats.bootstrap_run(weak, ceiling, {"xent": xent, "logconf": logconf}, n_boot=1000, seed=0)
-    half = 1.96 * np.sqrt(weak.mean() * (1 - weak.mean()) / n)
-    assert b.weak_acc.hi - b.weak_acc.lo == pytest.approx(2 * half, rel=0.15)
-    gap = ceiling.mean() - weak.mean()
-    assert b.gap.value == pytest.approx(gap)
-    assert b.pgr["xent"].value == pytest.approx((xent.mean() - weak.mean()) / gap)
-    assert b.pgr["xent"].lo < b.pgr["xent"].value < b.pgr["xent"].hi
-    d = b.delta_pgr["logconf"]
-    assert d.value == pytest.approx(b.pgr["logconf"].value - b.pgr["xent"].value)
-    assert d.lo > 0  # logconf is right wherever xent is: the paired interval sees it
-    assert "xent" not in b.delta_pgr
-    with pytest.raises(W2SError):
-        stats.bootstrap_run(weak, ceiling[:10], {})
-
-
-@pytest.mark.parametrize("gap,lo,flag", [(0.01, 0.005, True), (0.10, 0.06, False), (0.05, -0.01, True),
-                                         (float("nan"), 0.0, True), (0.02, 0.001, False), (-0.05, -0.08, True)])
-def test_small_gap_flag(gap, lo, flag):
-    assert stats.small_gap(stats.Interval(gap, lo, gap + 0.05)) is flag
-
-
-def test_small_gap_threshold_is_configurable():
-    assert stats.small_gap(stats.Interval(0.04, 0.01, 0.07), threshold=0.05)
-
-
 def test_ece_hand_values():
     y = np.array([1, 1, 0, 0])
     calibrated = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
@@ -81,51 +49,6 @@ def test_ece_hand_values():
     # two bins: {0.6 right, 0.6 wrong} -> |0.5 − 0.6|, {1.0 right} -> 0
     p = np.array([[0.4, 0.6], [0.4, 0.6], [0.0, 1.0]])
     assert stats.ece(np.array([1, 0, 1]), p) == pytest.approx(2 / 3 * 0.1)
-
-
-def _table() -> pd.DataFrame:
-    rows = []
-    for task in ("a", "b"):
-        for weak, strong, base in (("s", "l", 0.2), ("s", "xl", 0.4), ("m", "xl", 0.6)):
-            for seed in range(3):
-                for method, shift in (("xent", 0.0), ("logconf", 0.1 if task == "a" else -0.05)):
-                    rows.append({"task": task, "weak": weak, "strong": strong, "mode": "probe", "method": method,
-                                 "seed": seed, "pgr_acc": base + shift + 0.01 * seed, "flagged": False})
-    return pd.DataFrame(rows)
-
-
-def test_aggregate_over_pairs_is_median_of_pair_means():
-    t = _table()
-    agg = stats.aggregate_pairs(t, by=("task", "method"), n_boot=200)
-    r = agg[(agg["task"] == "a") & (agg["method"] == "xent")].iloc[0]
-    assert r["pairs"] == 3 and r["n"] == 9
-    assert r["median"] == pytest.approx(0.41) and r["mean"] == pytest.approx(0.41)
-    assert r["median_lo"] <= r["median"] <= r["median_hi"]
-
-
-def test_flagged_runs_stay_out_of_aggregates_unless_asked():
-    t = _table()
-    t.loc[(t["weak"] == "m") & (t["seed"] == 0), "pgr_acc"] = 50.0
-    t.loc[(t["weak"] == "m") & (t["seed"] == 0), "flagged"] = True
-    seeds = stats.aggregate_seeds(t, n_boot=100)
-    r = seeds[(seeds["task"] == "a") & (seeds["weak"] == "m") & (seeds["method"] == "xent")].iloc[0]
-    assert r["n"] == 2 and r["n_flagged"] == 1 and r["mean"] == pytest.approx(0.615)
-    r2 = stats.aggregate_seeds(t, n_boot=100, include_flagged=True)
-    assert r2["mean"].max() > 10
-    pairs = stats.aggregate_pairs(t, n_boot=100)
-    assert pairs["mean"].max() < 1 and pairs["n_flagged"].max() == 1
-
-
-def test_paired_comparison_and_task_wins():
-    t = _table()
-    d = stats.paired_deltas(t)
-    assert len(d) == 18 and set(d["method"]) == {"logconf"}
-    assert np.allclose(d[d["task"] == "a"]["delta"], 0.1)
-    cmp = stats.compare_methods(t, n_boot=200).set_index("method")
-    assert cmp.loc["logconf", "delta_mean"] == pytest.approx(0.025)
-    assert cmp.loc["logconf", "tasks"] == 2 and cmp.loc["logconf", "tasks_won"] == 1
-    assert cmp.loc["logconf", "tasks_best"] == 1 and cmp.loc["xent", "tasks_best"] == 1
-    assert cmp.loc["logconf", "win_rate"] == pytest.approx(0.5)
 
 
 def test_imitation_and_misfit_hand_values():
@@ -149,3 +72,130 @@ def test_correlation():
     assert np.isnan(stats.correlation([1.0, 2.0], [3.0, 4.0]).value)
     noisy = stats.correlation(x, np.random.default_rng(0).normal(size=20), n_boot=300)
     assert noisy.lo < 0 < noisy.hi
+
+
+# --------------------------------------------------------------------------- ratios of means
+
+
+def test_cluster_covariance_of_grouped_outcomes():
+    """Groups of 4 that share their outcome: the cluster-robust variance is that of G draws, not N."""
+    rng = np.random.default_rng(0)
+    per_group = rng.random(250) < 0.7
+    right = np.repeat(per_group, 4).astype(float)[:, None]  # (1000, 1)
+    groups = np.repeat(np.arange(250), 4)
+    clustered = stats.cluster_cov(stats.group_sums(groups, right))[0, 0]
+    naive = stats.cluster_cov(stats.group_sums(np.arange(1000), right))[0, 0]
+    p = right.mean()
+    assert naive == pytest.approx(p * (1 - p) / 1000, rel=0.01)
+    assert clustered == pytest.approx(p * (1 - p) / 250, rel=0.01)  # 4x wider variance
+
+
+def test_one_seed_interval_is_a_t_interval_over_groups():
+    rng = np.random.default_rng(1)
+    right = (rng.random((400, 2)) < [0.6, 0.8]).astype(float)
+    run = stats.group_sums(np.arange(400) // 2, right)
+    m = stats.seed_moments(run.acc[None, :], [run])
+    assert m.n_seeds == 1 and len(m.parts) == 1 and m.parts[0].df == 199
+    gap = stats.contrast_interval(m, np.array([-1.0, 1.0]))
+    se = np.sqrt(stats.cluster_cov(run) @ [-1, 1] @ [-1, 1])
+    assert gap.value == pytest.approx(right[:, 1].mean() - right[:, 0].mean())
+    assert gap.hi - gap.value == pytest.approx(stats.t_quantile(199) * se)
+    assert stats.t_quantile(199) == pytest.approx(1.972, abs=1e-3)
+    assert stats.t_quantile(float("inf")) == pytest.approx(1.95996, abs=1e-4)
+
+
+def test_seeds_without_predictions_give_the_t_interval_over_seeds():
+    acc = np.array([[0.60, 0.80], [0.62, 0.83], [0.61, 0.78]])
+    m = stats.seed_moments(acc)
+    gap = stats.contrast_interval(m, np.array([-1.0, 1.0]))
+    d = acc[:, 1] - acc[:, 0]
+    half = 4.302653 * d.std(ddof=1) / np.sqrt(3)  # t_{0.975, 2}
+    assert gap.value == pytest.approx(d.mean()) and gap.hi - gap.value == pytest.approx(half, rel=1e-5)
+
+
+def test_fieller_interval_by_hand_and_its_unbounded_case():
+    # a = 0.05, b = 0.10 with var(a) = 1e-4, var(b) = 1e-4, cov 0, df ∞: q = 1.96
+    m = stats.Moments(np.array([0.05, 0.10]), (stats.Part(np.diag([1e-4, 1e-4]), float("inf")),), 3)
+    iv = stats.ratio_interval(m, np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    q = 1.959964
+    A, B, C = 0.01 - q * q * 1e-4, -2 * 0.005, 0.0025 - q * q * 1e-4
+    lo, hi = sorted(np.roots([A, B, C]))
+    assert iv.value == pytest.approx(0.5) and iv.lo == pytest.approx(lo) and iv.hi == pytest.approx(hi)
+    assert iv.hi - 0.5 > 0.5 - iv.lo  # Fieller is skewed away from 0 in the denominator
+    delta = stats.ratio_interval(m, np.array([1.0, 0.0]), np.array([0.0, 1.0]), kind="delta")
+    assert delta.hi - 0.5 == pytest.approx(0.5 - delta.lo)
+    # the denominator's interval reaches 0: unbounded, so no bounds
+    weak_den = stats.Moments(np.array([0.05, 0.01]), (stats.Part(np.diag([1e-4, 1e-4]), float("inf")),), 3)
+    iv = stats.ratio_interval(weak_den, np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    assert iv.value == pytest.approx(5.0) and np.isnan(iv.lo) and np.isnan(iv.hi)
+
+
+def _runs(rng, seeds: int, acc, shared: bool, n: int = 800, g: int = 4):
+    """Grouped test correctness of ``seeds`` runs (K stages, accuracies ``acc``)."""
+    runs = []
+    base = rng.random((n // g, len(acc)))
+    for s in range(seeds):
+        u = base if shared else rng.random((n // g, len(acc)))
+        right = np.repeat(u < acc, g, axis=0).astype(float)
+        keys = np.arange(n // g) + (0 if shared else s * (n // g))
+        runs.append(stats.group_sums(np.repeat(keys, g), right))
+    return runs
+
+
+def test_shared_test_sets_add_their_test_noise_and_disjoint_ones_do_not():
+    rng = np.random.default_rng(3)
+    disjoint = _runs(rng, 3, [0.6, 0.8], shared=False)
+    acc = np.stack([r.acc for r in disjoint])
+    m_t = stats.seed_moments(acc, disjoint, "t")
+    assert len(m_t.parts) == 1 and np.allclose(m_t.parts[0].cov, np.cov(acc, rowvar=False) / 3)
+    shared = _runs(rng, 3, [0.6, 0.8], shared=True)  # identical runs: no spread over seeds at all
+    acc = np.stack([r.acc for r in shared])
+    assert np.allclose(acc, acc[0])
+    m = stats.seed_moments(acc, shared)
+    # all the variance is the shared test noise: that of one run
+    assert m.var(np.array([-1.0, 1.0])) == pytest.approx(stats.cluster_cov(shared[0]) @ [-1, 1] @ [-1, 1], rel=1e-6)
+
+
+@pytest.mark.parametrize("between", ["vc", "t"])
+def test_pgr_interval_covers_the_truth_about_95_percent(between):
+    """A small simulation (bench/coverage.py runs the issue's full grid): 3 seeds, fresh test sets."""
+    rng = np.random.default_rng(4)
+    truth = np.array([0.70, 0.85, 0.76])  # PGR 0.4
+    hits = n = 0
+    for _ in range(300):
+        shift = rng.normal(size=(3, 3)) * [0.01, 0.01, 0.015]
+        runs = []
+        for s in range(3):
+            right = (rng.random((600, 3)) < truth + shift[s]).astype(float)
+            runs.append(stats.group_sums(np.arange(600) + 600 * s, right))
+        m = stats.seed_moments(np.stack([r.acc for r in runs]), runs, between)
+        iv = stats.ratio_interval(m, np.array([-1.0, 0, 1]), np.array([-1.0, 1, 0]))
+        if np.isfinite(iv.lo):
+            n += 1
+            hits += iv.contains(0.4)
+    assert n > 250 and 0.90 <= hits / n <= 0.99
+
+
+def test_combine_averages_estimates_and_their_covariances():
+    a = stats.Moments(np.array([0.6, 0.8]), (stats.Part(np.eye(2) * 1e-4, 2.0),), 3)
+    b = stats.Moments(np.array([0.7, 0.9]), (stats.Part(np.eye(2) * 4e-4, 4.0),), 5)
+    c = stats.combine([a, b])
+    assert np.allclose(c.mean, [0.65, 0.85]) and c.n_seeds == 8
+    assert c.var(np.array([1.0, 0.0])) == pytest.approx((1e-4 + 4e-4) / 4)
+    v1, v2 = 1e-4 / 4, 4e-4 / 4
+    assert c.df(np.array([1.0, 0.0])) == pytest.approx((v1 + v2) ** 2 / (v1**2 / 2 + v2**2 / 4))
+
+
+@pytest.mark.parametrize("gap,lo,reason", [(0.01, 0.005, "under 2 points"), (0.10, 0.06, None),
+                                           (0.05, -0.01, "includes 0"), (float("nan"), 0.0, "no gap"),
+                                           (0.02, 0.001, None), (-0.05, -0.08, "under 2 points"),
+                                           (0.05, float("nan"), "no interval")])
+def test_flag_rule(gap, lo, reason):
+    got = stats.flag_reason(stats.Interval(gap, lo, gap + 0.05))
+    assert (got is None) if reason is None else (reason in got)
+    assert stats.flagged(stats.Interval(gap, lo, gap + 0.05)) is (reason is not None)
+
+
+def test_flag_threshold_is_configurable():
+    assert stats.flagged(stats.Interval(0.04, 0.01, 0.07), threshold=0.05)
+    assert not stats.flagged(stats.Interval(0.04, 0.01, 0.07), threshold=0.02)

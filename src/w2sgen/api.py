@@ -26,16 +26,18 @@ class Results:
 
     @property
     def table(self) -> pd.DataFrame:
-        """One row per (task, weak, strong, mode, method, seed)."""
-        from .store.results import runs_table
+        """One row per (task, weak, strong, mode, method, seed), with the gap, its interval and the flag."""
+        from .aggregate import runs_table
 
         return runs_table(self.runs)
 
     def summary(self) -> pd.DataFrame:
-        """Mean and sd over seeds per (task, weak, strong, mode, method)."""
-        from .store.results import summary_table
+        """Per (task, weak, strong, mode, method): means over seeds and PGR as a ratio of means, with
+        95% intervals and the flag (``w2sgen.aggregate.summarize``)."""
+        from .aggregate import Predictions, runs_table, summarize
 
-        return summary_table(self.table)
+        preds = Predictions(self.out)
+        return summarize(runs_table(self.runs, preds=preds), preds=preds)
 
     def query(self, task: str | list[str] | None = None, method: str | list[str] | None = None,
               where: str | None = None) -> pd.DataFrame:
@@ -48,7 +50,7 @@ class Results:
         return query(self.out, task=task, method=method, where=where)
 
     def __str__(self) -> str:
-        from .store.results import format_summary
+        from .aggregate import format_summary
 
         return format_summary(self.summary())
 
@@ -141,6 +143,9 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
         with writing("cache directory", cache.root):
             rec = run_seed(cfg, seed, task, splits, weak, strong, cache, given)
         stages = rec.pop("_stages")
+        from .aggregate import finish_run
+
+        run_stats = finish_run(rec, task, splits, stages)  # the gap, its interval, the flag; nulls a flagged PGR
         record = {
             "config": dict(to_dict(cfg), seeds=[seed]),
             "seed": seed,
@@ -153,6 +158,7 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
                      **({} if weak is None else {"layer": weak.layer, "pooling": weak.pooling, **weak.meta})},
             "strong": {"name": strong.model.name, "layer": strong.layer, "pooling": strong.pooling, **strong.meta},
             "stages": rec,
+            "stats": run_stats,
             "versions": versions(),
             "wall_s": round(time.time() - t_seed, 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -186,11 +192,12 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
 
 
 def _write_labels(d: Path, task, splits) -> None:
-    """``<run>/labels.parquet``: id, split, label of the predicted splits (for bootstrap and diagnostics)."""
+    """``<run>/labels.parquet``: id, split, label and group of the predicted splits (for intervals and diagnostics)."""
     from .protocol import PREDICT_SPLITS
     from .store.atomic import atomic_write_bytes
 
     frame = task.frame
     parts = [pd.DataFrame({"id": frame["id"].iloc[splits[s]].to_numpy(), "split": s,
-                           "label": frame["label"].iloc[splits[s]].to_numpy()}) for s in PREDICT_SPLITS]
+                           "label": frame["label"].iloc[splits[s]].to_numpy(),
+                           "group": frame["group"].astype(str).iloc[splits[s]].to_numpy()}) for s in PREDICT_SPLITS]
     atomic_write_bytes(d / "labels.parquet", pd.concat(parts, ignore_index=True).to_parquet(index=False))

@@ -128,37 +128,70 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 
 def cmd_results(a: argparse.Namespace) -> int:
+    from .aggregate import TABLE_COLUMNS, Predictions, check_threshold, runs_table
     from .api import load_results
 
+    threshold = check_threshold(a.gap_threshold)
     res = load_results(a.dir)
-    table = res.query(a.task, a.method, a.where) if (a.task or a.method or a.where) else res.table
-    if a.summary:
-        from .store.results import summary_table
+    preds = Predictions(a.dir)
+    if a.task or a.method or a.where:
+        from .store.db import query
 
-        table = summary_table(table)
+        table = query(a.dir, a.task, a.method, a.where, threshold=threshold)
+    else:
+        table = runs_table(res.runs, threshold, preds)
+    if a.summary:
+        from .aggregate import SUMMARY_COLUMNS, summarize
+
+        table = summarize(table, preds=preds, threshold=threshold)
+        table = table[[c for c in SUMMARY_COLUMNS if c in table]]
+    else:
+        table = table[[c for c in (*TABLE_COLUMNS, "flag_reason", "run_id") if c in table]]
     if a.output or a.format == "parquet":
         return _export_table(table, a.output, a.format)
     if a.format == "json":
         import json
 
-        rows = table.to_dict("records")
-        clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
-        sys.stdout.write(json.dumps(clean, indent=None) + "\n")
+        import numpy as np
+
+        def clean(v):
+            if isinstance(v, (float, np.floating)):
+                return None if v != v else float(v)
+            return v.item() if isinstance(v, np.generic) else v
+
+        rows = [{k: clean(v) for k, v in r.items()} for r in table.to_dict("records")]
+        sys.stdout.write(json.dumps(rows, indent=None) + "\n")
     elif a.format == "csv":
         sys.stdout.write(table.to_csv(index=False))
     else:
         if not len(table):
             print(f"(no runs in {a.dir})")
         elif a.summary:
-            from .store.results import format_summary
+            from .aggregate import format_summary
 
-            print(format_summary(table))
+            print(format_summary(table, threshold))
         else:
-            import pandas as pd
-
-            with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.4f}".format):
-                print(table.to_string(index=False))
+            print(_format_runs(table, threshold))
     return 0
+
+
+def _format_runs(table, threshold: float) -> str:
+    """The per-run table as text: accuracies and the gap in points, PGR only where unflagged."""
+    import pandas as pd
+
+    from .aggregate import GT_MARK
+
+    t = table.drop(columns=[c for c in ("run_id", "flag_reason") if c in table])
+    t["method"] = [f"{m}{GT_MARK}" if gt else m for m, gt in zip(t["method"], t["uses_ground_truth"])]
+    t["flagged"] = t["flagged"].map({True: "yes", False: ""})
+    t = t.drop(columns=["uses_ground_truth"])
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.float_format", "{:.4f}".format):
+        text = t.to_string(index=False)
+    note = (f"\nflagged: the gap (ceiling − weak) is under {100 * threshold:g} points or its 95% interval over the "
+            "test groups includes 0; such a run has no PGR.")
+    if (table["uses_ground_truth"]).any():
+        note += f"\n{GT_MARK} reads ground truth (not a weak-to-strong method)."
+    return text + note
 
 
 def _export_table(table, output: str | None, fmt: str) -> int:
@@ -182,10 +215,11 @@ def _export_table(table, output: str | None, fmt: str) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
+    from .aggregate import check_threshold
     from .report import build_report
 
-    info = build_report(a.dir, a.output, a.plots_dir, n_boot=a.n_boot, threshold=a.gap_threshold / 100,
-                        include_flagged=a.include_flagged, reference=a.reference)
+    info = build_report(a.dir, a.output, a.plots_dir, n_boot=a.n_boot, threshold=check_threshold(a.gap_threshold),
+                        reference=a.reference)
     print(f"wrote {info.path} ({info.bytes / 1024:.0f} KiB, {info.runs} runs, {len(info.plots)} plot files, "
           f"{info.seconds:.1f}s)", file=sys.stderr)
     for name, note in info.skipped.items():
@@ -407,7 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     res = sub.add_parser("results", help="print the tidy results table of a results directory")
     res.add_argument("dir", help="results directory")
     res.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
-    res.add_argument("--summary", action="store_true", help="mean and sd over seeds instead of one row per run")
+    res.add_argument("--summary", action="store_true", help="one row per task, models and method: means over seeds, "
+                     "PGR as the ratio of the means, 95%% intervals and the flag")
+    res.add_argument("--gap-threshold", type=float, default=2.0,
+                     help="flag PGR when ceiling - weak is under this many accuracy points (default 2)")
     res.add_argument("--task", help="only these tasks (comma-separated)")
     res.add_argument("--method", help="only these methods (comma-separated)")
     res.add_argument("--where", help='SQL condition over the table\'s columns, e.g. "pgr_acc > 0.3 AND seed < 2"')
@@ -415,15 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
     res.set_defaults(fn=cmd_results)
 
     rp = sub.add_parser("report", help="write an HTML report (statistics, plots, configs) of a results directory",
-                        description="Write one self-contained HTML file with bootstrap intervals, flagged "
-                        "small gaps, method comparisons, diagnostics, plots (also saved as PNG and SVG) and configs.")
+                        description="Write one self-contained HTML file: PGR as ratios of means with 95% "
+                        "intervals, gaps and flags, method comparisons, diagnostics, plots (also saved as PNG and "
+                        "SVG) and configs.")
     rp.add_argument("dir", help="results directory")
     rp.add_argument("-o", "--output", help="HTML file (default DIR/report.html)")
     rp.add_argument("--plots-dir", help="where the PNG and SVG plots go (default plots/ next to the report)")
-    rp.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    rp.add_argument("--n-boot", type=int, default=1000,
+                    help="resamples of the descriptive bootstraps: agreement bars, correlation (default 1000)")
     rp.add_argument("--gap-threshold", type=float, default=2.0,
                     help="flag PGR when ceiling - weak is under this many accuracy points (default 2)")
-    rp.add_argument("--include-flagged", action="store_true", help="keep unreliable-gap runs in the aggregates")
     rp.add_argument("--reference", default="xent", help="method the others are compared against (default xent)")
     rp.set_defaults(fn=cmd_report)
 

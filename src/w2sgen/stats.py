@@ -1,19 +1,20 @@
-"""Statistics a reviewer can trust: bootstrap intervals, aggregates, the small-gap flag,
-paired method comparisons and the imitation / misfit diagnostics.
+"""Statistics a reviewer can trust: intervals of means and of ratios of means (PGR), the small-gap
+flag, calibration, and the imitation / misfit diagnostics.
 
-Conventions: accuracies are fractions; an interval is the percentile bootstrap interval
-``[q_{(1-level)/2}, q_{(1+level)/2}]`` of the statistic over ``n_boot`` resamples (default 95%).
-Within a run the resampling unit is the test example; across runs it is the seed (the run).
-Every function is a pure function of arrays or DataFrames and takes an explicit ``seed``.
+Accuracies are fractions. Test sets are drawn in groups (a passage and its questions), runs in
+seeds: ``seed_moments`` estimates the covariance of a mean over seeds from both, ``ratio_interval``
+bounds a ratio of means (Fieller's interval), ``flag_reason`` is the one small-gap rule. Which
+interval holds its level with 3 to 5 seeds was decided by simulation: ``bench/coverage.py``.
+The bootstrap helpers (``bootstrap``, ``correlation``) serve descriptive plots only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .errors import W2SError
 
@@ -101,193 +102,251 @@ def ece(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
     return float(total)
 
 
-# --------------------------------------------------------------------------- within a run
+# --------------------------------------------------------------------------- ratios of means
+#
+# A run's accuracies come from a test set sampled in groups (a passage and its questions), and a
+# run's trained models from a seed: the mean of K accuracies over S seeds varies with both. The
+# estimate of its covariance is kept as a sum of parts, each with the degrees of freedom of its own
+# estimate, so that a ratio or a difference of means gets a t quantile with Satterthwaite's df.
+# Why these intervals (and not percentile bootstraps over 3 seeds): bench/coverage.py.
+
+INTERVAL_METHOD = "fieller-vc"
+"""How intervals of ratios of means are computed (chosen by simulation, bench/coverage.py): Fieller's
+interval, t quantile with Satterthwaite's degrees of freedom, the covariance of the means from
+variance components (``seed_moments(between="vc")``)."""
 
 
-@dataclass
-class RunBootstrap:
-    """Bootstrap of one run over its test examples (the same resamples for every stage: paired)."""
+@dataclass(frozen=True)
+class Part:
+    """One part of the covariance of an estimated mean vector."""
 
-    weak_acc: Interval
-    ceiling_acc: Interval
-    gap: Interval
-    """ceiling − weak accuracy."""
-    w2s_acc: dict[str, Interval]
-    pgr: dict[str, Interval]
-    delta_pgr: dict[str, Interval]
-    """PGR_m − PGR_reference on the same resamples (empty without the reference method)."""
+    cov: np.ndarray
+    """(K, K) covariance of the estimated mean vector."""
+    df: float
+    """Degrees of freedom of this part's estimate (inf: known exactly)."""
 
 
-def bootstrap_run(weak_right: np.ndarray, ceiling_right: np.ndarray, students_right: dict[str, np.ndarray],
-                  n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL,
-                  reference: str = "xent") -> RunBootstrap:
-    """Paired bootstrap of accuracies and PGR over the N test examples of one run.
+@dataclass(frozen=True)
+class Moments:
+    """An estimated mean vector of K accuracies and the covariance of that estimate."""
 
-    Each resample r draws N indices with replacement; on it acc^r_s = mean of s's correctness,
-    gap^r = acc^r_ceiling − acc^r_weak and PGR^r_m = (acc^r_m − acc^r_weak) / gap^r
-    (NaN where gap^r = 0). ΔPGR^r_m = PGR^r_m − PGR^r_reference. Intervals are percentiles of the
-    resampled values; the point estimates use all examples.
+    mean: np.ndarray
+    """(K,) means (over seeds; over tasks for a combination)."""
+    parts: tuple[Part, ...]
+    """The covariance of ``mean`` is the sum of the parts' ``cov``; empty when it cannot be estimated."""
+    n_seeds: int
+
+    def cov(self, c: np.ndarray, d: np.ndarray) -> float:
+        """cov(c·mean, d·mean) = Σ_parts cᵀ V_p d (NaN without parts)."""
+        if not self.parts:
+            return float("nan")
+        return float(sum(c @ p.cov @ d for p in self.parts))
+
+    def var(self, c: np.ndarray) -> float:
+        return self.cov(c, c)
+
+    def df(self, c: np.ndarray) -> float:
+        """Satterthwaite's degrees of freedom of var(c·mean): (Σ v_p)² / Σ v_p² / df_p, v_p = cᵀ V_p c."""
+        v = [max(float(c @ p.cov @ c), 0.0) for p in self.parts]
+        den = sum(x * x / p.df for x, p in zip(v, self.parts) if np.isfinite(p.df) and p.df > 0)
+        if sum(v) <= 0:  # no variance at all: the value is known (a zero-width interval)
+            return float("inf")
+        return float(sum(v) ** 2 / den) if den > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class GroupedRun:
+    """One run's test correctness summed by group: the unit the test set was sampled in."""
+
+    keys: np.ndarray
+    """(G,) group ids (an example's id when the task has no groups)."""
+    sizes: np.ndarray
+    """(G,) examples per group."""
+    sums: np.ndarray
+    """(G, K) correct predictions per group of each of the K stages."""
+
+    @property
+    def acc(self) -> np.ndarray:
+        """(K,) accuracies: Σ_g sums_g / Σ_g sizes_g."""
+        return self.sums.sum(0) / self.sizes.sum()
+
+
+def group_sums(groups: Sequence[Any] | np.ndarray, right: np.ndarray) -> GroupedRun:
+    """Sum per-example correctness ``right`` (n, K) (1 = correct) over the ``groups`` (n,) of the examples."""
+    right = np.asarray(right, dtype=float)
+    if right.ndim == 1:
+        right = right[:, None]
+    keys, inv = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    sums = np.zeros((len(keys), right.shape[1]))
+    np.add.at(sums, inv, right)
+    return GroupedRun(keys, np.bincount(inv, minlength=len(keys)).astype(float), sums)
+
+
+def cluster_cov(run: GroupedRun) -> np.ndarray:
+    """Cluster-robust covariance (K, K) of a run's accuracy vector, groups as clusters.
+
+    With N = Σ_g n_g and residuals r_g = sums_g − n_g · acc:  V = G/(G−1) · Σ_g r_g r_gᵀ / N².
     """
-    w = np.asarray(weak_right, dtype=float)
-    c = np.asarray(ceiling_right, dtype=float)
-    n = len(w)
-    if n == 0 or len(c) != n or any(len(s) != n for s in students_right.values()):
-        raise W2SError("bootstrap_run: the correctness vectors must be non-empty and of equal length")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n), dtype=np.int64)
-
-    def resampled(x: np.ndarray) -> np.ndarray:
-        return x[idx].mean(axis=1)
-
-    def iv(point: float, samples: np.ndarray) -> Interval:
-        return Interval(float(point), *percentile_interval(samples, level))
-
-    wr, cr = resampled(w), resampled(c)
-    gap_r = cr - wr
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gap_safe = np.where(np.abs(gap_r) < 1e-12, np.nan, gap_r)
-        gap = c.mean() - w.mean()
-        accs, pgrs, pgr_r = {}, {}, {}
-        for m, s in students_right.items():
-            s = np.asarray(s, dtype=float)
-            sr = resampled(s)
-            accs[m] = iv(s.mean(), sr)
-            pgr_r[m] = (sr - wr) / gap_safe
-            point = (s.mean() - w.mean()) / gap if abs(gap) > 1e-12 else float("nan")
-            pgrs[m] = iv(point, pgr_r[m])
-    deltas = {}
-    if reference in pgrs:
-        for m in pgrs:
-            if m != reference:
-                deltas[m] = iv(pgrs[m].value - pgrs[reference].value, pgr_r[m] - pgr_r[reference])
-    return RunBootstrap(iv(w.mean(), wr), iv(c.mean(), cr), iv(gap, gap_r), accs, pgrs, deltas)
+    n = run.sizes.sum()
+    g = len(run.sizes)
+    if g < 2:
+        return np.full((run.sums.shape[1],) * 2, np.nan)
+    r = run.sums - run.sizes[:, None] * run.acc
+    return g / (g - 1) * (r.T @ r) / n**2
 
 
-def small_gap(gap: Interval, threshold: float = GAP_THRESHOLD) -> bool:
-    """True when PGR is unreliable: ceiling − weak < ``threshold`` or 0 lies in the gap's interval.
+def _psd(v: np.ndarray) -> np.ndarray:
+    """The nearest positive semi-definite matrix (negative eigenvalues set to 0)."""
+    w, q = np.linalg.eigh((v + v.T) / 2)
+    return (q * np.clip(w, 0.0, None)) @ q.T
 
-    PGR divides by the gap, so when the gap is small or not distinguishable from zero the ratio
-    is dominated by noise (it can take any sign and size).
+
+def seed_moments(acc: np.ndarray, runs: Sequence[GroupedRun] | None = None, between: str = "vc") -> Moments:
+    """The mean over S seeds of K accuracies, with the covariance of that mean.
+
+    acc (S, K): each seed's accuracies; runs: the same runs' grouped test correctness (optional).
+    A seed's accuracy = truth + its models' shift δ_s (seed-to-seed) + test noise e_s; e_s has a part
+    the seeds share when their test sets overlap and a part of their own, so
+    Var(mean) = Σ_δ/S + Σ_own/S + Σ_shared. Estimates, with W̄ the mean of the runs' cluster
+    covariances (``cluster_cov``, df Σ(G_s − 1)), C_B the sample covariance of the seeds' accuracy
+    vectors (df S − 1) and V_T the cluster-robust covariance of the test noise of the mean over the
+    G' distinct groups of all runs (G'/(G'−1) Σ_g u_g u_gᵀ, u_g = Σ_s (sums_sg − n_sg acc_s)/(S N_s)):
+
+        Σ_shared = max(0, (S·V_T − W̄)/(S − 1))   (0 when the test sets are disjoint; df G' − 1)
+        Σ_own    = max(0, W̄ − Σ_shared)
+        between="vc" (default):  V = Σ_own/S + max(0, C_B − Σ_own)/S (df S − 1) + Σ_shared
+        between="t":             V = C_B/S (df S − 1) + Σ_shared
+        between="none":          V = V_T (test noise only; what a bootstrap over test examples sees)
+
+    (max(0, ·) of a matrix: negative eigenvalues set to 0.) "vc" splits the seed-to-seed spread into
+    the test noise, known to many df, and the models' own spread, with S − 1 df: with 3 seeds its
+    intervals are about half as wide as "t" at the same coverage (bench/coverage.py). One seed: the
+    run's cluster covariance (df G − 1), which covers the test sample only. Without ``runs``:
+    C_B/S for every ``between`` but "none" (nothing is known of the test noise).
+    """
+    acc = np.asarray(acc, dtype=float)
+    s, k = acc.shape
+    mean = acc.mean(0)
+    if s == 0:
+        return Moments(np.full(k, np.nan), (), 0)
+    runs = list(runs) if runs is not None else None
+    if runs is not None and len(runs) != s:
+        raise W2SError(f"seed_moments: {s} seeds but {len(runs)} grouped runs")
+    if s == 1:
+        if runs is None or len(runs[0].sizes) < 2:
+            return Moments(mean, (), 1)
+        return Moments(mean, (Part(cluster_cov(runs[0]), len(runs[0].sizes) - 1.0),), 1)
+    cb = np.cov(acc, rowvar=False, ddof=1).reshape(k, k)
+    if runs is None:
+        return Moments(mean, () if between == "none" else (Part(cb / s, s - 1.0),), s)
+    w_bar = np.mean([cluster_cov(r) for r in runs], axis=0)  # each run's test noise
+    df_test = float(sum(len(r.sizes) - 1 for r in runs))
+    keys = np.concatenate([r.keys for r in runs])
+    uniq, inv = np.unique(keys, return_inverse=True)
+    shared = np.zeros((k, k))
+    v_t = None
+    if between == "none" or len(uniq) < len(keys):  # the seeds share test groups (or only test noise is wanted)
+        u = np.zeros((len(uniq), k))
+        np.add.at(u, inv, np.concatenate([(r.sums - r.sizes[:, None] * r.acc) / (s * r.sizes.sum()) for r in runs]))
+        v_t = len(uniq) / max(len(uniq) - 1, 1) * (u.T @ u)
+        if len(uniq) < len(keys):
+            shared = _psd((s * v_t - w_bar) / (s - 1))
+    if between == "none":
+        return Moments(mean, (Part(v_t, df_test),), s)
+    shared_part = (Part(shared, len(uniq) - 1.0),) if v_t is not None and len(uniq) < len(keys) else ()
+    if between == "vc":
+        spec = _psd(w_bar - shared)  # the test noise of one seed that the others do not share
+        return Moments(mean, (Part(spec / s, df_test), Part(_psd(cb - spec) / s, s - 1.0), *shared_part), s)
+    if between != "t":
+        raise W2SError(f"seed_moments: between={between!r}; use t, vc or none")
+    return Moments(mean, (Part(cb / s, s - 1.0), *shared_part), s)
+
+
+def combine(moments: Sequence[Moments]) -> Moments:
+    """The mean of T estimated mean vectors (e.g. over tasks): mean = (1/T) Σ_t m_t, covariance
+    (1/T²) Σ_t V_t (independent estimates), each part keeping its degrees of freedom."""
+    ms = list(moments)
+    if not ms:
+        raise W2SError("combine: no estimates to combine")
+    t = len(ms)
+    parts = tuple(Part(p.cov / t**2, p.df) for m in ms for p in m.parts) if all(m.parts for m in ms) else ()
+    return Moments(np.mean([m.mean for m in ms], axis=0), parts, sum(m.n_seeds for m in ms))
+
+
+def t_quantile(df: float, level: float = LEVEL) -> float:
+    """The two-sided ``level`` quantile of Student's t with ``df`` degrees of freedom (normal for df = ∞)."""
+    from scipy.special import ndtri, stdtrit
+
+    if not df > 0:
+        return float("nan")
+    p = 0.5 + level / 2
+    return float(ndtri(p)) if not np.isfinite(df) else float(stdtrit(df, p))
+
+
+def contrast_interval(m: Moments, c: np.ndarray, level: float = LEVEL) -> Interval:
+    """c·mean with its t interval: c·mean ± t_{df, level} · sqrt(cᵀ V c), df by Satterthwaite."""
+    c = np.asarray(c, dtype=float)
+    value = float(c @ m.mean)
+    v = m.var(c)
+    if not (np.isfinite(v) and np.isfinite(value)):
+        return Interval(value, float("nan"), float("nan"))
+    half = t_quantile(m.df(c), level) * np.sqrt(max(v, 0.0))
+    return Interval(value, value - half, value + half)
+
+
+def ratio_interval(m: Moments, num: np.ndarray, den: np.ndarray, level: float = LEVEL,
+                   kind: str = "fieller") -> Interval:
+    """R = (num·mean) / (den·mean) with its interval (NaN bounds when the interval is unbounded).
+
+    Fieller: the set of R with (a − R b)² ≤ q² (v_aa − 2 R v_ab + R² v_bb), a = num·mean,
+    b = den·mean, v the covariance of (a, b), q = t_{df, level}, df by Satterthwaite for a − R̂ b.
+    It is an interval exactly when b² > q² v_bb (b's own t interval excludes 0), else unbounded.
+    ``kind="delta"``: R ± q · sqrt(v_aa − 2 R v_ab + R² v_bb) / |b|.
+    """
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    a, b = float(num @ m.mean), float(den @ m.mean)
+    r = a / b if b != 0 and np.isfinite(b) else float("nan")
+    vaa, vbb, vab = m.var(num), m.var(den), m.cov(num, den)
+    if not (np.isfinite(r) and np.isfinite(vaa) and np.isfinite(vbb)):
+        return Interval(r, float("nan"), float("nan"))
+    q = t_quantile(m.df(num - r * den), level)
+    if not np.isfinite(q):
+        return Interval(r, float("nan"), float("nan"))
+    if kind == "delta":
+        half = q * np.sqrt(max(vaa - 2 * r * vab + r * r * vbb, 0.0)) / abs(b)
+        return Interval(r, r - half, r + half)
+    if kind != "fieller":
+        raise W2SError(f"ratio interval {kind!r}: use fieller or delta")
+    qa = b * b - q * q * vbb
+    if qa <= 0:
+        return Interval(r, float("nan"), float("nan"))
+    qb = -2 * (a * b - q * q * vab)
+    qc = a * a - q * q * vaa
+    disc = max(qb * qb - 4 * qa * qc, 0.0)
+    lo, hi = (-qb - np.sqrt(disc)) / (2 * qa), (-qb + np.sqrt(disc)) / (2 * qa)
+    return Interval(r, float(min(lo, r)), float(max(hi, r)))
+
+
+def flag_reason(gap: Interval, threshold: float = GAP_THRESHOLD) -> str | None:
+    """Why a PGR over this ceiling − weak ``gap`` is unreliable, or None when it is not.
+
+    PGR divides by the gap: when the gap is under ``threshold`` (2 points) or its 95% interval
+    includes 0, the ratio is dominated by noise (it can take any sign and size), so it is not shown.
     """
     if not np.isfinite(gap.value):
-        return True
-    return bool(gap.value < threshold or (np.isfinite(gap.lo) and gap.lo <= 0.0))
+        return "no gap"
+    if gap.value < threshold:
+        return f"gap under {100 * threshold:g} points"
+    if not np.isfinite(gap.lo):
+        return "no interval for the gap"
+    if gap.lo <= 0:
+        return "gap interval includes 0"
+    return None
 
 
-# --------------------------------------------------------------------------- across runs
-
-RUN_KEYS = ["task", "weak", "strong", "mode"]
-
-
-def aggregate_seeds(table: pd.DataFrame, value: str = "pgr_acc", by: Sequence[str] = (*RUN_KEYS, "method"),
-                    n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL,
-                    include_flagged: bool = False) -> pd.DataFrame:
-    """Mean and median of ``value`` over seeds per group, each with a bootstrap over seeds.
-
-    Rows with ``flagged`` true are left out unless ``include_flagged``; ``n`` counts the seeds used
-    and ``n_flagged`` those left out.
-    """
-    rows = []
-    for key, g in table.groupby(list(by), sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        used, n_flag = _unflagged(g, include_flagged)
-        vals = used[value].to_numpy(dtype=float)
-        mean = bootstrap(vals, "mean", n_boot, seed, level)
-        med = bootstrap(vals, "median", n_boot, seed, level)
-        rows.append({**dict(zip(by, key)), "n": int(np.isfinite(vals).sum()), "n_flagged": n_flag,
-                     "mean": mean.value, "mean_lo": mean.lo, "mean_hi": mean.hi,
-                     "median": med.value, "median_lo": med.lo, "median_hi": med.hi})
-    return pd.DataFrame(rows, columns=[*by, "n", "n_flagged", "mean", "mean_lo", "mean_hi",
-                                       "median", "median_lo", "median_hi"])
-
-
-def aggregate_pairs(table: pd.DataFrame, value: str = "pgr_acc", by: Sequence[str] = ("task", "method"),
-                    n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL,
-                    include_flagged: bool = False) -> pd.DataFrame:
-    """Median and mean over model pairs of each pair's mean over seeds (the paper's summary).
-
-    Let x̄_p be the mean of ``value`` over the seeds of pair p = (weak, strong, mode). The point
-    estimates are median_p x̄_p and mean_p x̄_p. The bootstrap is hierarchical over seeds: each
-    resample redraws every pair's seeds with replacement, recomputes x̄_p, and takes the
-    median / mean over pairs.
-    """
-    rng = np.random.default_rng(seed)
-    rows = []
-    pair_keys = [k for k in ("weak", "strong", "mode") if k not in by]
-    for key, g in table.groupby(list(by), sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        used, n_flag = _unflagged(g, include_flagged)
-        groups = [v[value].to_numpy(dtype=float) for _, v in used.groupby(pair_keys)] if len(used) else []
-        groups = [v[np.isfinite(v)] for v in groups]
-        groups = [v for v in groups if len(v)]
-        if not groups:
-            rows.append({**dict(zip(by, key)), "pairs": 0, "n": 0, "n_flagged": n_flag})
-            continue
-        means = np.array([v.mean() for v in groups])
-        boot = np.stack([v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1) for v in groups], axis=1)
-        med_lo, med_hi = percentile_interval(np.median(boot, axis=1), level)
-        mean_lo, mean_hi = percentile_interval(boot.mean(axis=1), level)
-        rows.append({**dict(zip(by, key)), "pairs": len(groups), "n": int(sum(len(v) for v in groups)),
-                     "n_flagged": n_flag, "median": float(np.median(means)), "median_lo": med_lo,
-                     "median_hi": med_hi, "mean": float(means.mean()), "mean_lo": mean_lo, "mean_hi": mean_hi})
-    return pd.DataFrame(rows, columns=[*by, "pairs", "n", "n_flagged", "median", "median_lo", "median_hi",
-                                       "mean", "mean_lo", "mean_hi"])
-
-
-def _unflagged(g: pd.DataFrame, include_flagged: bool) -> tuple[pd.DataFrame, int]:
-    if "flagged" not in g or include_flagged:
-        return g, 0
-    flagged = g["flagged"].fillna(False).astype(bool)
-    return g[~flagged], int(flagged.sum())
-
-
-def paired_deltas(table: pd.DataFrame, value: str = "pgr_acc", reference: str = "xent") -> pd.DataFrame:
-    """ΔPGR of every method against ``reference`` on the same runs.
-
-    A run is (task, weak, strong, mode, seed); Δ_run,m = value_run,m − value_run,reference.
-    Runs without the reference method are dropped. A run flagged (small gap) stays flagged.
-    """
-    keys = [*RUN_KEYS, "seed"]
-    ref = table[table["method"] == reference].set_index(keys)[value].rename("reference")
-    other = table[table["method"] != reference]
-    merged = other.join(ref, on=keys, how="inner")
-    merged = merged.assign(delta=merged[value] - merged["reference"])
-    cols = [*keys, "method", "delta"] + (["flagged"] if "flagged" in merged else [])
-    return merged[cols].reset_index(drop=True)
-
-
-def compare_methods(table: pd.DataFrame, value: str = "pgr_acc", reference: str = "xent",
-                    n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL,
-                    include_flagged: bool = False) -> pd.DataFrame:
-    """Per method: mean ΔPGR against ``reference`` with a bootstrap over runs (paired by run),
-    the share of runs where it beats the reference, and the number of tasks it wins.
-
-    A method wins a task when its mean Δ over that task's runs is > 0; ``tasks_best`` counts the
-    tasks where its mean ``value`` is the highest of all methods (reference included).
-    """
-    d = paired_deltas(table, value, reference)
-    if not include_flagged and "flagged" in d:
-        d = d[~d["flagged"].fillna(False).astype(bool)]
-    used = table if include_flagged or "flagged" not in table else table[~table["flagged"].fillna(False).astype(bool)]
-    means = used.groupby(["task", "method"])[value].mean().dropna().reset_index()
-    best = means.loc[means.groupby("task")[value].idxmax().dropna()] if len(means) else means
-    rows = []
-    for m, g in d.groupby("method", sort=True):
-        iv = bootstrap(g["delta"].to_numpy(), "mean", n_boot, seed, level)
-        per_task = g.groupby("task")["delta"].mean()
-        rows.append({"method": m, "reference": reference, "runs": int(g["delta"].notna().sum()),
-                     "delta_mean": iv.value, "delta_lo": iv.lo, "delta_hi": iv.hi,
-                     "win_rate": float((g["delta"] > 0).mean()) if len(g) else float("nan"),
-                     "tasks": int(per_task.notna().sum()), "tasks_won": int((per_task > 0).sum()),
-                     "tasks_best": int((best["method"] == m).sum())})
-    if reference in set(table["method"]):
-        rows.append({"method": reference, "reference": reference, "runs": int((used["method"] == reference).sum()),
-                     "delta_mean": 0.0, "delta_lo": 0.0, "delta_hi": 0.0, "win_rate": float("nan"),
-                     "tasks": int(used[used["method"] == reference]["task"].nunique()), "tasks_won": 0,
-                     "tasks_best": int((best["method"] == reference).sum())})
-    return pd.DataFrame(rows, columns=["method", "reference", "runs", "delta_mean", "delta_lo", "delta_hi",
-                                       "win_rate", "tasks", "tasks_won", "tasks_best"])
-
+def flagged(gap: Interval, threshold: float = GAP_THRESHOLD) -> bool:
+    """True when a PGR over ``gap`` is unreliable (see :func:`flag_reason`)."""
+    return flag_reason(gap, threshold) is not None
 
 # --------------------------------------------------------------------------- diagnostics
 

@@ -57,7 +57,8 @@ def flat_scalars(rec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_metrics(rec: dict[str, Any]) -> dict[str, float]:
-    """The scalars worth plotting: test acc/AUROC of each stage, PGR and agreement of each student."""
+    """The scalars worth plotting: test acc/AUROC of each stage, PGR and agreement of each student, and
+    the run's gap (ceiling − weak) with its 95% interval and flag (a flagged run has no PGR)."""
     st = rec["stages"]
     out: dict[str, float] = {}
     blocks = {"weak": st["weak"], "ceiling": st["ceiling"], **{f"student-{m}": b for m, b in st["students"].items()}}
@@ -68,6 +69,10 @@ def run_metrics(rec: dict[str, Any]) -> dict[str, float]:
         for k in ("pgr_acc", "pgr_auroc"):
             if isinstance(b.get(k), (int, float)):
                 out[f"{name}/{k}"] = float(b[k])
+    for k in ("gap_acc", "gap_acc_lo", "gap_acc_hi", "flagged"):
+        v = (rec.get("stats") or {}).get(k)
+        if isinstance(v, (int, float)) and v is not None:
+            out[f"run/{k}"] = float(v)
     return out
 
 

@@ -30,8 +30,16 @@ def _probs(rng: np.random.Generator, labels: np.ndarray, right: np.ndarray) -> n
 def write_run(out: Path, task: str = "toy", weak: str = "small", strong: str = "large", seed: int = 0,
               weak_acc: float = 0.65, ceiling_acc: float = 0.85, students: dict[str, float] | None = None,
               imitate: float = 0.5, sizes: dict[str, int] | None = None, with_labels: bool = True,
-              epochs: int = 8) -> Path:
-    """Write one run folder with the layout of ``w2sgen.run``; returns the folder."""
+              epochs: int = 8, group_size: int | None = None, with_stats: bool = False,
+              ground_truth: tuple[str, ...] = (), early_stop: dict[str, dict] | None = None,
+              mode: str = "probe") -> Path:
+    """Write one run folder with the layout of ``w2sgen.run``; returns the folder.
+
+    By default the layout of runs written before issue 14 (no ``stats`` block, labels without
+    groups); ``group_size`` adds groups of that many consecutive examples to labels.parquet and
+    ``with_stats`` the ``stats`` block ``w2sgen.run`` now writes; ``ground_truth`` names students
+    that declare ``uses_ground_truth``; ``early_stop`` maps a student to its
+    ``train.early_stop.selected`` record."""
     students = students or {"xent": 0.72, "logconf": 0.76}
     sizes = sizes or SPLIT_SIZES
     rng = np.random.default_rng(zlib.crc32(f"{task}|{weak}|{strong}|{seed}".encode()))
@@ -67,22 +75,35 @@ def write_run(out: Path, task: str = "toy", weak: str = "small", strong: str = "
         b["pgr_acc"] = metrics.pgr(w["acc"], b["test"]["acc"], c["acc"])
         b["pgr_auroc"] = metrics.pgr(w["auroc"], b["test"]["auroc"], c["auroc"])
         b["test"].update(metrics.agreement_split(y, preds["weak"]["test"], preds[f"student-{m}"]["test"]))
+        if m in ground_truth:
+            b["uses_ground_truth"] = True
+        if early_stop and m in early_stop:
+            b["train"]["early_stop"] = {"selected": early_stop[m]}
         st["students"][m] = b
     cfg = {"task": task, "weak": weak, "strong": strong, "methods": list(students), "seeds": [seed],
-           "mode": "probe", "probe": {"epochs": epochs, "lr": 0.003}}
-    rec = {"config": cfg, "seed": seed, "split_seed": seed, "mode": "probe",
+           "mode": mode, "probe": {"epochs": epochs, "lr": 0.003}}
+    rec = {"config": cfg, "seed": seed, "split_seed": seed, "mode": mode,
            "task": {"name": task, "fingerprint": "f" * 16, "examples": sum(sizes.values()), "num_classes": 2,
                     "label_names": ["false", "true"], "sizes": dict(sizes)},
            "weak": {"name": weak}, "strong": {"name": strong}, "stages": st, "versions": {"python": "3"},
            "wall_s": 1.0, "created": "2026-01-01T00:00:00+0000"}
-    d = Path(out) / run_dir_name(task, weak, strong, "probe", seed)
+    groups = {s: (np.arange(n) // group_size).astype(str) if group_size else ids[s] for s, n in sizes.items()}
+    if with_stats:
+        from w2sgen.aggregate import gap_stats
+
+        rec["stats"] = gap_stats(y, groups["test"], preds["weak"]["test"], preds["ceiling"]["test"], ids["test"])
+        if rec["stats"]["flagged"]:
+            for b in st["students"].values():
+                b["pgr_acc"] = b["pgr_auroc"] = None
+    d = Path(out) / run_dir_name(task, weak, strong, mode, seed)
     (d / "predictions").mkdir(parents=True, exist_ok=True)
     for stage, per in preds.items():
         rows = [pd.DataFrame({"id": ids[s], "split": s, "prob_0": p[:, 0].astype(np.float32),
                               "prob_1": p[:, 1].astype(np.float32)}) for s, p in per.items()]
         pd.concat(rows, ignore_index=True).to_parquet(d / "predictions" / f"{stage}.parquet", index=False)
     if with_labels:
-        pd.concat([pd.DataFrame({"id": ids[s], "split": s, "label": labels[s]}) for s in sizes],
+        pd.concat([pd.DataFrame({"id": ids[s], "split": s, "label": labels[s],
+                                 **({"group": groups[s]} if group_size else {})}) for s in sizes],
                   ignore_index=True).to_parquet(d / "labels.parquet", index=False)
     (d / "run.json").write_text(json.dumps(rec, indent=1))
     return d

@@ -66,8 +66,8 @@ def test_report_renders_with_plots_tables_and_no_console_errors(report, tmp_path
     body = re.search(r"<body[^>]*>", dom).group(0)
     assert 'data-ready="1"' in body  # the inline script ran to its end
     assert 'data-images="5"' in body  # all five plots decoded
-    assert dom.count("<table") == 5 and dom.count("<tr") > 25
-    assert "Summary: PGR over model pairs" in dom
+    assert dom.count("<table") == 6 and dom.count("<tr") > 25
+    assert "Summary: PGR per task" in dom
 
     shot = tmp_path / "report.png"
     r = browse(exe, report, tmp_path / "profile", "--window-size=1280,2400", f"--screenshot={shot}")
@@ -82,3 +82,16 @@ def test_report_renders_with_plots_tables_and_no_console_errors(report, tmp_path
     if os.environ.get("W2S_SCREENSHOT_DIR"):
         Path(os.environ["W2S_SCREENSHOT_DIR"]).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(os.environ["W2S_SCREENSHOT_DIR"]) / "report.png")
+
+
+def test_wide_tables_scroll_inside_the_page_instead_of_being_cut(report, tmp_path):
+    """In a narrow window the summary table is wider than the page: it scrolls inside its box, its
+    last column can be scrolled into view, and the page itself does not get wider than the window."""
+    exe = chromium()
+    r = browse(exe, report, tmp_path / "profile", "--window-size=800,900", "--dump-dom")
+    assert r.returncode == 0, r.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", r.stdout).group(0)
+    assert 'data-ready="1"' in body
+    scrolling = int(re.search(r'data-scrolling="(\d+)"', body).group(1))
+    assert scrolling >= 1  # the summary table (15 columns) does not fit in 800 px
+    assert 'data-cut="0"' in body and 'data-overflow="0"' in body

@@ -8,6 +8,7 @@ import pytest
 from conftest import write_toy_task
 
 import w2sgen
+from w2sgen.aggregate import TABLE_COLUMNS
 from w2sgen.config import RunConfig, SplitConfig
 from w2sgen.report import build_report
 from w2sgen.store import db
@@ -22,11 +23,15 @@ def test_run_indexes_labels_tracks_and_reports(tiny_encoders, tmp_path, cache_di
     cfg.probe.epochs = 10
     trackers = "tensorboard" if _has("tensorboard") else None
     res = w2sgen.run(cfg, cache_dir=cache_dir, trackers=trackers)
-    pd.testing.assert_frame_equal(db.query(out), res.table)
+    pd.testing.assert_frame_equal(db.query(out), res.table[["run_id", *TABLE_COLUMNS]])
     assert db.sync(out) == 0  # run() indexed every run already
     for rec in res.runs:
         labels = pd.read_parquet(f"{rec['_dir']}/labels.parquet")
-        assert len(labels) == 80 and set(labels["split"]) == {"transfer", "val", "test"}
+        assert len(labels) == 80 and set(labels["split"]) == {"transfer", "val", "test"} and "group" in labels
+        st = rec["stats"]  # the gap's interval, computed at the end of the run
+        assert st["n_test"] == 20 and st["gap_acc_lo"] <= st["gap_acc"] <= st["gap_acc_hi"]
+        assert st["flagged"] == (st["gap_acc"] < 0.02 or st["gap_acc_lo"] <= 0)
+        assert all((b["pgr_acc"] is None) == st["flagged"] for b in rec["stages"]["students"].values())
         assert len(rec["stages"]["ceiling"]["losses"]) == 10
     if trackers:
         assert len(list((out / "tracking").glob("*/events.out.tfevents.*"))) == 2

@@ -19,7 +19,7 @@ def test_parse_trackers():
 def test_tensorboard_event_files_are_written(tmp_path):
     pytest.importorskip("tensorboard")
     pytest.importorskip("accelerate")
-    d = write_run(tmp_path / "out", epochs=5)
+    d = write_run(tmp_path / "out", epochs=5, with_stats=True)
     assert trackers.log_run("tensorboard", tmp_path / "out", d) == ["tensorboard"]
     events = list((tmp_path / "out" / "tracking" / d.name).glob("events.out.tfevents.*"))
     assert events
@@ -27,7 +27,8 @@ def test_tensorboard_event_files_are_written(tmp_path):
 
     acc = EventAccumulator(str(events[0].parent)).Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"student-xent/pgr_acc", "weak/test_acc", "ceiling/train_loss"} <= tags
+    assert {"student-xent/pgr_acc", "weak/test_acc", "ceiling/train_loss", "run/gap_acc", "run/gap_acc_lo",
+            "run/flagged"} <= tags
     assert [e.step for e in acc.Scalars("weak/train_loss")] == [1, 2, 3, 4, 5]
 
 

@@ -13,10 +13,11 @@ import pytest
 from report.fake_runs import write_results, write_run
 
 import w2sgen
+from w2sgen.aggregate import TABLE_COLUMNS, runs_table
 from w2sgen.cli import main
 from w2sgen.errors import W2SError
 from w2sgen.store import db
-from w2sgen.store.results import read_runs, runs_table
+from w2sgen.store.results import read_runs
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def results(tmp_path_factory) -> Path:
 def test_round_trip_equals_the_run_records(results):
     table = db.query(results)
     assert (results / "runs.sqlite").is_file()
-    pd.testing.assert_frame_equal(table, runs_table(read_runs(results)))
+    pd.testing.assert_frame_equal(table, runs_table(read_runs(results))[["run_id", *TABLE_COLUMNS]])
     runs = db.read_table(results, "runs")
     assert len(runs) == 12 and set(runs["task"]) == {"toy", "toy2"}
     rec = json.loads(runs.iloc[0]["record"])
@@ -57,13 +58,15 @@ def test_sync_reindexes_changed_and_removed_runs(tmp_path):
     write_run(out, seed=1)
     assert len(db.query(out)) == 4
     rec = json.loads((d0 / "run.json").read_text())
-    rec["stages"]["students"]["xent"]["pgr_acc"] = 0.123
+    rec["stages"]["students"]["xent"]["test"]["acc"] = 0.777
     (d0 / "run.json").write_text(json.dumps(rec))
     import os
 
     os.utime(d0 / "run.json", (2e9, 2e9))
     t = db.query(out, method="xent", where="seed = 0")
-    assert t["pgr_acc"].tolist() == [0.123]
+    assert t["w2s_acc"].tolist() == [0.777]
+    w, c = rec["stages"]["weak"]["test"]["acc"], rec["stages"]["ceiling"]["test"]["acc"]
+    assert t["pgr_acc"].tolist() == [pytest.approx((0.777 - w) / (c - w))]  # the ratio of the run's accuracies
     import shutil
 
     shutil.rmtree(d0)
@@ -124,14 +127,14 @@ def test_cli_results_filters_and_exports(results, tmp_path, capsys):
     assert main(["results", str(results), "--task", "toy", "--method", "xent", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 6 and {r["method"] for r in rows} == {"xent"}
-    assert list(rows[0]) == ["task", "weak", "strong", "mode", "method", "seed", "weak_acc", "ceiling_acc",
-                             "w2s_acc", "weak_auroc", "ceiling_auroc", "w2s_auroc", "pgr_acc", "pgr_auroc"]
+    assert list(rows[0]) == [*TABLE_COLUMNS, "run_id"]
+    assert {"gap_acc", "gap_acc_lo", "gap_acc_hi", "flagged", "majority_acc"} <= set(rows[0])
     pq = tmp_path / "t.parquet"
     assert main(["results", str(results), "--where", "seed = 0", "--format", "parquet", "-o", str(pq)]) == 0
     assert len(pd.read_parquet(pq)) == 12
     csv = tmp_path / "s.csv"
     assert main(["results", str(results), "--summary", "-o", str(csv)]) == 0
-    assert "pgr_acc_mean" in csv.read_text()
+    assert "pgr_acc_lo" in csv.read_text() and "gap_acc_hi" in csv.read_text()
     assert main(["results", str(results), "--format", "parquet"]) == 2
     assert "-o FILE.parquet" in capsys.readouterr().err
     assert main(["results", str(results), "--where", "nope(("]) == 2

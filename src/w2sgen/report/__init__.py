@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import stats
+from .. import aggregate, stats
+from ..aggregate import GT_MARK
 from ..errors import W2SError
 
 __all__ = ["ReportInfo", "build_report"]
@@ -28,9 +29,10 @@ class ReportInfo:
 
 def build_report(root: str | Path, output: str | Path | None = None, plots_dir: str | Path | None = None,
                  n_boot: int = stats.N_BOOT, threshold: float = stats.GAP_THRESHOLD,
-                 include_flagged: bool = False, reference: str = "xent", seed: int = 0) -> ReportInfo:
+                 reference: str = "xent", seed: int = 0) -> ReportInfo:
     """Write the report of results directory ``root`` to ``output`` (default ``root/report.html``)
-    and its plots to ``plots_dir`` (default ``plots/`` next to the report)."""
+    and its plots to ``plots_dir`` (default ``plots/`` next to the report). ``n_boot``: resamples
+    of the descriptive bootstraps (agreement bars, correlation); the PGR intervals are analytic."""
     from ..store.atomic import atomic_write_text
     from . import html, plots
     from .data import collect
@@ -46,9 +48,9 @@ def build_report(root: str | Path, output: str | Path | None = None, plots_dir: 
     data = collect(root, n_boot=n_boot, seed=seed, threshold=threshold, reference=reference)
     if not data.records:
         raise W2SError(f"{root}: no runs (no */run.json); run `w2s run ... --out {root}` first")
-    rendered = plots.render(data, pdir, include_flagged)
-    sections = _sections(data, rendered, include_flagged, reference, n_boot, seed)
-    header = _header(data, include_flagged)
+    rendered = plots.render(data, pdir)
+    sections = _sections(data, rendered, reference, n_boot, seed)
+    header = _header(data)
     doc = html.page(f"w2sgen report — {root.resolve().name}", sections, header)
     atomic_write_text(out, doc)
     _readable(out, *(f for p in rendered for f in p.files))
@@ -67,93 +69,124 @@ def _readable(*paths: Path) -> None:
         os.chmod(p, 0o666 & ~mask)
 
 
-def _header(data, include_flagged: bool) -> str:
+def _header(data) -> str:
     esc = _html.escape
     t = data.table
     n_flag = int(t.drop_duplicates("run_id")["flagged"].sum()) if len(t) else 0
     notes = "".join(f'<div class="note">{esc(n)}</div>' for n in data.notes)
+    gt = sorted(t[t["uses_ground_truth"]]["method"].unique()) if len(t) else []
+    gt_note = (f' Methods marked {GT_MARK} ({esc(", ".join(gt))}) read ground truth: they are not weak-to-strong '
+               "methods and are never ranked.") if gt else ""
     return (f"<p>{len(data.records)} run(s) in <code>{esc(str(data.root.resolve()))}</code>; "
             f"{t['task'].nunique()} task(s), {t[['weak', 'strong']].drop_duplicates().shape[0]} model pair(s), "
-            f"methods {esc(', '.join(sorted(t['method'].unique())))}. Intervals are 95% percentile bootstraps "
-            f"({data.n_boot} resamples: test examples within a run, seeds across runs). A PGR is flagged "
-            f"<i>unreliable</i> when ceiling − weak &lt; {100 * data.threshold:.0f} points or 0 lies in the gap's "
-            f"interval: {n_flag} run(s) flagged, {'included in' if include_flagged else 'kept out of'} the "
-            f"aggregates. Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>{notes}")
+            f"methods {esc(', '.join(sorted(t['method'].unique())))}. PGR = (mean w2s − mean weak) / (mean "
+            "ceiling − mean weak): a ratio of means over seeds (and over model pairs and tasks, each weighted "
+            f"equally). Intervals are 95%: over test groups within a run; over seeds and test groups for "
+            f"aggregates ({stats.INTERVAL_METHOD}, chosen by simulation: bench/coverage.py). A PGR is flagged "
+            f"<i>unreliable</i>, and not shown, when ceiling − weak &lt; {100 * data.threshold:g} points or its "
+            f"interval includes 0: {n_flag} run(s) flagged. A flagged run still counts in its aggregate (leaving "
+            f"it out would bias the aggregate), which has its own gap and flag.{gt_note} "
+            f"Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>{notes}")
 
 
-def _sections(data, rendered, include_flagged: bool, reference: str, n_boot: int, seed: int
-              ) -> list[tuple[str, str, str]]:
+PCT_COLS = {"weak_acc", "ceiling_acc", "w2s_acc", "weak_auroc", "ceiling_auroc", "w2s_auroc", "gap", "gap_acc",
+            "weak_ece", "ceiling_ece", "w2s_ece", "agreement_weak_right", "agreement_weak_wrong", "majority_acc",
+            "fixed", "fixed_of_wrong", "broken", "delta_acc"}
+INTERVALS = {"gap_acc": ("gap_acc_lo", "gap_acc_hi"), "pgr_acc": ("pgr_acc_lo", "pgr_acc_hi"),
+             "w2s_acc": ("w2s_acc_lo", "w2s_acc_hi"), "delta_pgr": ("delta_pgr_lo", "delta_pgr_hi"),
+             "delta_acc": ("delta_acc_lo", "delta_acc_hi")}
+
+
+def _marked(frame: pd.DataFrame) -> pd.DataFrame:
+    """``method`` with ``*`` for methods that read ground truth; flag reasons where PGR is not shown."""
+    f = frame.copy()
+    if "uses_ground_truth" in f:
+        f["method"] = [aggregate.mark(m, bool(g)) for m, g in zip(f["method"], f["uses_ground_truth"])]
+    return f
+
+
+def summary_tables(t: pd.DataFrame, preds, threshold: float, reference: str) -> dict[str, pd.DataFrame]:
+    """The report's aggregates, all from :mod:`w2sgen.aggregate`: per task (over model pairs), over all
+    tasks, per model pair (over seeds), the comparison against ``reference`` and the ranking."""
+    per_task = aggregate.summarize(t, by=("task",), preds=preds, threshold=threshold)
+    out = {"cells": aggregate.summarize(t, preds=preds, threshold=threshold)}
+    if t["task"].nunique() > 1:
+        overall = aggregate.summarize(t, by=(), preds=preds, threshold=threshold).assign(task="all tasks")
+        per_task = pd.concat([per_task, overall], ignore_index=True)
+    out["summary"] = per_task
+    cmp = aggregate.compare(t, reference, by=("task",), preds=preds, threshold=threshold)
+    if t["task"].nunique() > 1 and len(cmp):
+        cmp = pd.concat([cmp, aggregate.compare(t, reference, by=(), preds=preds, threshold=threshold)
+                         .assign(task="all tasks")], ignore_index=True)
+    out["compare"] = cmp
+    tasks_only = per_task[per_task["task"] != "all tasks"]
+    out["ranking"] = aggregate.ranking(cmp[cmp["task"] != "all tasks"] if len(cmp) else cmp, tasks_only)
+    return out
+
+
+def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tuple[str, str, str]]:
     from .html import configs, figure, table
 
     t = data.table
-    pct_cols = {"weak_acc", "ceiling_acc", "w2s_acc", "weak_auroc", "ceiling_auroc", "w2s_auroc", "gap",
-                "weak_ece", "ceiling_ece", "w2s_ece", "agreement_weak_right", "agreement_weak_wrong",
-                "fixed", "fixed_of_wrong", "broken", "win_rate"}
+    agg = summary_tables(t, data.preds, data.threshold, reference)
     out = []
+    pgr_cell = {"pgr_acc": "flag_reason"}  # a flagged PGR shows why instead of a number
 
-    # summary over model pairs
-    agg = stats.aggregate_pairs(t, by=("task", "method"), n_boot=n_boot, seed=seed, include_flagged=include_flagged)
-    overall = stats.aggregate_pairs(t.assign(task="all tasks"), by=("task", "method"), n_boot=n_boot, seed=seed,
-                                    include_flagged=include_flagged) if t["task"].nunique() > 1 else None
-    side = _side_by_side(t, include_flagged)
-    agg = pd.concat([agg, overall], ignore_index=True).merge(side, on=["task", "method"], how="left")
-    cols = [("task", "task"), ("method", "method"), ("pairs", "pairs"), ("n", "runs"), ("n_flagged", "flagged"),
-            ("median", "PGR median"), ("mean", "PGR mean"), ("weak_acc", "weak acc %"), ("ceiling_acc", "ceiling acc %"),
-            ("w2s_acc", "w2s acc %"), ("weak_auroc", "weak AUROC %"), ("w2s_auroc", "w2s AUROC %"),
-            ("ceiling_auroc", "ceiling AUROC %"), ("w2s_ece", "w2s ECE %")]
-    out.append(("summary", "Summary: PGR over model pairs",
-                "<p>Median (as the paper reports) and mean over model pairs of each pair's mean PGR (accuracy) "
-                "over seeds, with hierarchical bootstrap intervals over seeds; accuracy, AUROC and ECE "
-                "(10 bins) are means over the same runs.</p>"
-                + table(agg, cols, pct_cols, {"median": ("median_lo", "median_hi"), "mean": ("mean_lo", "mean_hi")})))
+    cols = [("task", "task"), ("method", "method"), ("n_cells", "model pairs"), ("n_seeds", "runs"),
+            ("n_flagged_runs", "flagged runs"), ("weak_acc", "weak acc %"), ("ceiling_acc", "ceiling acc %"),
+            ("w2s_acc", "w2s acc %"), ("gap_acc", "gap pts"), ("pgr_acc", "PGR"), ("majority_acc", "majority %"),
+            ("weak_auroc", "weak AUROC %"), ("w2s_auroc", "w2s AUROC %"), ("ceiling_auroc", "ceiling AUROC %"),
+            ("w2s_ece", "w2s ECE %")]
+    out.append(("summary", "Summary: PGR per task",
+                "<p>Per task: means over seeds, then over model pairs (equal weight); PGR is the ratio of those "
+                "means, with its 95% interval (Fieller; seeds and test groups). <i>flagged</i>: the gap is under "
+                "the threshold or its interval includes 0, so no PGR. Majority: the accuracy of always answering "
+                "the most frequent test class.</p>"
+                + table(_marked(agg["summary"]), cols, PCT_COLS, INTERVALS, flag_col="flagged", reasons=pgr_cell)))
 
-    # paired comparisons
-    if reference in set(t["method"]) and t["method"].nunique() > 1:
-        cmp = stats.compare_methods(t, reference=reference, n_boot=n_boot, seed=seed, include_flagged=include_flagged)
-        cols = [("method", "method"), ("reference", "vs"), ("runs", "paired runs"), ("delta_mean", "ΔPGR mean"),
-                ("win_rate", "runs won %"), ("tasks", "tasks"), ("tasks_won", "tasks won vs ref"),
-                ("tasks_best", "tasks best")]
-        body = (f"<p>ΔPGR = PGR(method) − PGR({reference}) on the same runs; interval: bootstrap over runs. "
-                "Per run, the paired bootstrap over test examples is in the runs table.</p>"
-                + table(cmp, cols, pct_cols, {"delta_mean": ("delta_lo", "delta_hi")}))
+    cmp = agg["compare"]
+    if len(cmp):
+        cols = [("task", "task"), ("method", "method"), ("reference", "vs"), ("runs", "paired runs"),
+                ("delta_acc", "Δacc pts"), ("delta_pgr", "ΔPGR")]
+        rk = agg["ranking"]
+        body = (f"<p>ΔPGR = (mean method − mean {aggregate.mark(reference, False)}) / (mean ceiling − mean weak) "
+                "on the same runs, and Δacc = mean method − mean reference, with 95% intervals over seeds and "
+                "test groups. A method wins (loses) a task when its Δacc interval lies above (below) 0.</p>"
+                + table(_marked(cmp), cols, PCT_COLS, INTERVALS, flag_col="flagged",
+                        reasons={"delta_pgr": "flag_reason"})
+                + "<p>Ranking (methods that read ground truth are left out): tasks won and lost against "
+                f"{reference}, and tasks where the method has the highest unflagged PGR.</p>"
+                + table(rk, [("method", "method"), ("tasks", "tasks"), ("won", "won"), ("lost", "lost"),
+                             ("best", "best PGR")]))
     else:
         body = f'<div class="note">No paired comparison: the runs lack {reference} or a second method.</div>'
     out.append(("compare", f"Methods against {reference}", body))
 
-    # per run
     cols = [("run_id", "run"), ("method", "method"), ("weak_acc", "weak %"), ("ceiling_acc", "ceiling %"),
-            ("w2s_acc", "w2s %"), ("gap", "gap %"), ("pgr_acc", "PGR"), ("flagged", "unreliable"),
+            ("w2s_acc", "w2s %"), ("gap", "gap pts"), ("pgr_acc", "PGR"), ("flagged", "unreliable"),
             ("delta_pgr", f"ΔPGR vs {reference}"), ("pgr_auroc", "PGR (AUROC)"), ("w2s_auroc", "w2s AUROC %"),
             ("weak_ece", "weak ECE %"), ("ceiling_ece", "ceiling ECE %"), ("w2s_ece", "w2s ECE %")]
     iv = {"weak_acc": ("weak_acc_lo", "weak_acc_hi"), "ceiling_acc": ("ceiling_acc_lo", "ceiling_acc_hi"),
-          "w2s_acc": ("w2s_acc_lo", "w2s_acc_hi"), "gap": ("gap_lo", "gap_hi"), "pgr_acc": ("pgr_lo", "pgr_hi"),
+          "w2s_acc": ("w2s_acc_lo", "w2s_acc_hi"), "gap": ("gap_acc_lo", "gap_acc_hi"), "pgr_acc": ("pgr_lo", "pgr_hi"),
           "delta_pgr": ("delta_lo", "delta_hi")}
-    out.append(("runs", "Runs", "<p>One row per run and method; intervals are over test examples; grey rows "
-                "are flagged (small or uncertain gap).</p>" + table(t, [c for c in cols if c[0] in t], pct_cols, iv,
-                                                                      flag_col="flagged")))
+    runs = t.assign(delta_pgr=t["delta_pgr"].where(~t["flagged"])) if "delta_pgr" in t else t
+    out.append(("runs", "Runs", "<p>One row per run and method; intervals are over the test set's groups (the "
+                "run's models fixed); grey rows are flagged (small or uncertain gap): no PGR.</p>"
+                + table(_marked(runs), [c for c in cols if c[0] in t], PCT_COLS, iv, flag_col="flagged",
+                        reasons={"pgr_acc": "flag_reason"})))
 
-    # seeds
-    seeds = stats.aggregate_seeds(t, n_boot=n_boot, seed=seed, include_flagged=include_flagged)
     cols = [("task", "task"), ("weak", "weak"), ("strong", "strong"), ("mode", "mode"), ("method", "method"),
-            ("n", "seeds"), ("n_flagged", "flagged"), ("mean", "PGR mean"), ("median", "PGR median")]
+            ("n_seeds", "seeds"), ("n_flagged_runs", "flagged runs"), ("weak_acc", "weak %"),
+            ("ceiling_acc", "ceiling %"), ("w2s_acc", "w2s %"), ("gap_acc", "gap pts"), ("pgr_acc", "PGR")]
     out.append(("seeds", "Per model pair, over seeds",
-                table(seeds, cols, pct_cols, {"mean": ("mean_lo", "mean_hi"), "median": ("median_lo", "median_hi")})))
+                "<p>The numbers <code>w2s results DIR --summary</code> and the methods bench print.</p>"
+                + table(_marked(agg["cells"]), cols, PCT_COLS, INTERVALS, flag_col="flagged", reasons=pgr_cell)))
 
-    # diagnostics
-    out.append(("diagnostics", "Diagnostics", _diagnostics(t, pct_cols, n_boot, seed)))
+    out.append(("diagnostics", "Diagnostics", _diagnostics(t, PCT_COLS, n_boot, seed)))
     out.append(("configs", "Configs", configs(data.records)))
     order = ["summary", "compare", "plots", "diagnostics", "seeds", "runs", "configs"]
     out.append(("plots", "Plots", "".join(figure(p) for p in rendered)))
     return sorted(out, key=lambda s: order.index(s[0]))
-
-
-def _side_by_side(t: pd.DataFrame, include_flagged: bool) -> pd.DataFrame:
-    cols = [c for c in ("weak_acc", "ceiling_acc", "w2s_acc", "weak_auroc", "ceiling_auroc", "w2s_auroc", "w2s_ece")
-            if c in t]
-    used = t if include_flagged else t[~t["flagged"]]
-    a = used.groupby(["task", "method"])[cols].mean().reset_index()
-    b = used.assign(task="all tasks").groupby(["task", "method"])[cols].mean().reset_index()
-    return pd.concat([a, b], ignore_index=True)
 
 
 def _diagnostics(t: pd.DataFrame, pct_cols: set[str], n_boot: int, seed: int) -> str:

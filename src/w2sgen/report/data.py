@@ -1,9 +1,10 @@
-"""Everything a report needs from a results directory: per-run rows with bootstrap intervals,
+"""Everything a report needs from a results directory: per-run rows with intervals over test groups,
 ECE, the small-gap flag, diagnostics, training curves and configs.
 
-Labels come from ``<run>/labels.parquet`` (written by ``w2sgen.run``) or a ``label`` column of
-the predictions; a run without them keeps its recorded metrics but gets no intervals, ECE or
-prediction-level diagnostics (the report says so).
+Numbers, intervals and flags come from :mod:`w2sgen.aggregate` (the same as ``w2s results`` and the
+benches). Labels come from ``<run>/labels.parquet`` (written by ``w2sgen.run``) or a ``label``
+column of the predictions; a run without them keeps its recorded metrics but gets no intervals, ECE
+or prediction-level diagnostics, and is flagged (its gap cannot be bounded); the report says so.
 """
 
 from __future__ import annotations
@@ -15,26 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import stats
-from ..store.results import TABLE_COLUMNS, read_runs, runs_table
-
-STOP_KEYS = ("best_epoch", "stopped_epoch", "stop_epoch", "early_stop_epoch")
-
-
-@dataclass
-class StagePreds:
-    """Probabilities of one stage on one split, aligned to the split's labelled ids."""
-
-    probs: dict[str, np.ndarray]
-    """split -> (N, K), rows in the order of ``RunPreds.ids[split]``."""
-
-
-@dataclass
-class RunPreds:
-    ids: dict[str, np.ndarray]
-    labels: dict[str, np.ndarray]
-    stages: dict[str, StagePreds]
-    """'weak', 'ceiling', 'student-<method>'."""
+from .. import aggregate, stats
+from ..aggregate import Predictions, RunPreds
+from ..store.results import read_runs
 
 
 @dataclass
@@ -42,124 +26,74 @@ class ReportData:
     root: Path
     records: list[dict[str, Any]]
     table: pd.DataFrame
-    """One row per (run, method): TABLE_COLUMNS + run_id, ECEs, intervals, flag, diagnostics."""
+    """One row per (run, method): aggregate.runs_table + intervals over test groups, ECEs, diagnostics."""
     curves: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     n_boot: int = stats.N_BOOT
     threshold: float = stats.GAP_THRESHOLD
-
-
-def _probs(frame: pd.DataFrame) -> np.ndarray:
-    cols = sorted((c for c in frame.columns if c.startswith("prob_")), key=lambda c: int(c[5:]))
-    return frame[cols].to_numpy(dtype=float)
-
-
-def load_predictions(run_dir: Path) -> RunPreds | None:
-    """The run's labelled predictions, or None when labels or the weak/ceiling files are missing."""
-    pred = run_dir / "predictions"
-    files = {f.stem: f for f in sorted(pred.glob("*.parquet"))} if pred.is_dir() else {}
-    if "weak" not in files or "ceiling" not in files:
-        return None
-    frames = {k: pd.read_parquet(f) for k, f in files.items()}
-    if (run_dir / "labels.parquet").is_file():
-        lab = pd.read_parquet(run_dir / "labels.parquet")
-    else:
-        with_label = [f for f in frames.values() if "label" in f.columns]
-        if not with_label:
-            return None
-        lab = with_label[0][["id", "split", "label"]]
-    ids, labels, stages = {}, {}, {}
-    for split, g in lab.groupby("split"):
-        ids[split] = g["id"].astype(str).to_numpy()
-        labels[split] = g["label"].to_numpy(dtype=int)
-    for name, f in frames.items():
-        per = {}
-        for split, want in ids.items():
-            g = f[f["split"] == split].assign(id=lambda x: x["id"].astype(str)).set_index("id")
-            if len(g) and pd.Index(want).isin(g.index).all():
-                per[split] = _probs(g.loc[want])
-        stages[name] = StagePreds(per)
-    return RunPreds(ids, labels, stages)
-
-
-def _stop_epoch(train: dict[str, Any]) -> int | None:
-    for k in STOP_KEYS:
-        v = train.get(k)
-        if isinstance(v, (int, float)) and v is not None:
-            return int(v)
-    return None
+    preds: Predictions | None = None
+    """The runs' predictions (read once; the aggregates use them for the test noise)."""
 
 
 def collect(root: str | Path, n_boot: int = stats.N_BOOT, seed: int = 0, threshold: float = stats.GAP_THRESHOLD,
             reference: str = "xent") -> ReportData:
-    """Read every run of ``root`` and compute per-run statistics (see ``w2sgen.stats``)."""
+    """Read every run of ``root`` and compute per-run statistics (see ``w2sgen.aggregate``)."""
     root = Path(root)
     records = read_runs(root)
+    preds = Predictions(root, splits=None)  # transfer too: the misfit diagnostic
     notes: list[str] = []
     rows: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     unlabelled = []
+    base = aggregate.runs_table(records, threshold, preds)
     for rec in records:
-        run_dir = Path(rec["_dir"])
-        base = runs_table([rec])
-        preds = load_predictions(run_dir)
-        if preds is None or "test" not in preds.labels:
-            unlabelled.append(run_dir.name)
-        extra = _run_stats(rec, preds, n_boot, seed, threshold, reference)
-        for r in base.to_dict("records"):
-            rows.append({"run_id": run_dir.name, **r, **extra.get(r["method"], {})})
-        curves.extend(_curves(run_dir.name, rec))
+        run_id = Path(rec["_dir"]).name
+        p = preds.get(run_id)
+        if p is None or "test" not in p.labels:
+            unlabelled.append(run_id)
+        extra = _run_extras(rec, p, reference)
+        for r in base[base["run_id"] == run_id].to_dict("records"):
+            rows.append({**r, **{k: v for k, v in extra.get(r["method"], {}).items()
+                                 if k not in r or not np.isfinite(_num(r[k]))}})
+        curves.extend(_curves(run_id, rec))
     if unlabelled:
         notes.append(f"{len(unlabelled)} run(s) have no test labels next to their predictions (e.g. "
-                     f"{unlabelled[0]}): no intervals, ECE or diagnostics for them; rerun them to add labels.")
-    table = pd.DataFrame(rows)
-    if not len(table):
-        table = pd.DataFrame(columns=["run_id", *TABLE_COLUMNS, "flagged"])
-    if "flagged" not in table:
-        table["flagged"] = False
-    gap = table["ceiling_acc"] - table["weak_acc"]
-    table["gap"] = table["gap"].fillna(gap) if "gap" in table else gap
-    # runs without a bootstrap are flagged on the threshold alone
-    table["flagged"] = table["flagged"].astype(object).where(table["flagged"].notna(), table["gap"] < threshold)
+                     f"{unlabelled[0]}): no intervals, ECE or diagnostics for them, and they are flagged (their "
+                     "gap cannot be bounded); rerun them to add labels.")
+    table = pd.DataFrame(rows) if rows else base.iloc[:0].copy()
     table["flagged"] = table["flagged"].astype(bool)
-    return ReportData(root, records, table, curves, notes, n_boot, threshold)
+    table["gap"] = table["gap_acc"]  # the runs table's column
+    return ReportData(root, records, table, curves, notes, n_boot, threshold, preds)
 
 
-def _run_stats(rec: dict[str, Any], preds: RunPreds | None, n_boot: int, seed: int, threshold: float,
-               reference: str) -> dict[str, dict[str, Any]]:
-    """Per-method extras of one run: intervals, flag, ECE, imitation and misfit."""
+def _num(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float, np.floating)) and not isinstance(x, bool) else float("nan")
+
+
+def _run_extras(rec: dict[str, Any], preds: RunPreds | None, reference: str) -> dict[str, dict[str, Any]]:
+    """Per-method extras of one run: intervals over test groups, ECE, imitation and misfit."""
     methods = list(rec["stages"]["students"])
     if preds is None or "test" not in preds.labels:
         return {}
     y = preds.labels["test"]
-    test = {k: v.probs.get("test") for k, v in preds.stages.items()}
+    test = {k: v.get("test") for k, v in preds.probs.items()}
     if test.get("weak") is None or test.get("ceiling") is None:
         return {}
-    right = {k: np.argmax(p, axis=1) == y for k, p in test.items() if p is not None}
-    students = {m: right[f"student-{m}"] for m in methods if f"student-{m}" in right}
-    boot = stats.bootstrap_run(right["weak"], right["ceiling"], students, n_boot, seed, reference=reference)
-    flagged = stats.small_gap(boot.gap, threshold)
-    common = {"gap": boot.gap.value, "gap_lo": boot.gap.lo, "gap_hi": boot.gap.hi, "flagged": flagged,
-              "weak_acc_lo": boot.weak_acc.lo, "weak_acc_hi": boot.weak_acc.hi,
-              "ceiling_acc_lo": boot.ceiling_acc.lo, "ceiling_acc_hi": boot.ceiling_acc.hi,
-              "weak_ece": stats.ece(y, test["weak"]), "ceiling_ece": stats.ece(y, test["ceiling"])}
+    present = [m for m in methods if test.get(f"student-{m}") is not None]
+    ivs = aggregate.run_intervals(preds, present, reference)
+    common = {"weak_ece": stats.ece(y, test["weak"]), "ceiling_ece": stats.ece(y, test["ceiling"])}
+    transfer_w = preds.probs["weak"].get("transfer")
     out = {}
-    transfer_w = preds.stages["weak"].probs.get("transfer")
-    for m in methods:
+    for m in present:
         key = f"student-{m}"
-        if key not in right:
-            continue
-        row = dict(common)
-        row.update({"w2s_acc_lo": boot.w2s_acc[m].lo, "w2s_acc_hi": boot.w2s_acc[m].hi,
-                    "pgr_lo": boot.pgr[m].lo, "pgr_hi": boot.pgr[m].hi, "w2s_ece": stats.ece(y, test[key])})
-        if m in boot.delta_pgr:
-            d = boot.delta_pgr[m]
-            row.update({"delta_pgr": d.value, "delta_lo": d.lo, "delta_hi": d.hi})
+        row = {**common, **ivs.get(m, {}), "w2s_ece": stats.ece(y, test[key])}
         row.update(stats.imitation(y, test["weak"], test[key]))
-        transfer_s = preds.stages[key].probs.get("transfer")
+        transfer_s = preds.probs[key].get("transfer")
         if transfer_w is not None and transfer_s is not None:
             row.update(stats.misfit(transfer_w, transfer_s))
-        row["gain_acc"] = float(right[key].mean() - right["weak"].mean())
+        right_s = np.argmax(test[key], 1) == y
+        right_w = np.argmax(test["weak"], 1) == y
+        row["gain_acc"] = float(right_s.mean() - right_w.mean())
         row["gain_xent"] = _xent(y, test["weak"]) - _xent(y, test[key])
         out[m] = row
     return out
@@ -170,13 +104,27 @@ def _xent(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
 
 
+def chosen_point(train: dict[str, Any], unit: str) -> int | None:
+    """The step (``unit="step"``) or epoch (``"epoch"``) whose weights a stage kept: early stopping's
+    ``train.early_stop.selected`` (counted from 1); None when the stage records no choice."""
+    es = train.get("early_stop")
+    sel = es.get("selected") if isinstance(es, dict) else None
+    if not isinstance(sel, dict):
+        return None
+    v = sel.get(unit)
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def _curves(run_id: str, rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each stage's training-loss curve. Probe heads log a loss per epoch; finetuned models per
+    optimizer step (``mode: finetune``): ``unit`` says which, and ``stop`` is the kept point on it."""
     st = rec["stages"]
+    unit = "step" if rec.get("mode") == "finetune" else "epoch"
     blocks = {"weak": st["weak"], "ceiling": st["ceiling"], **{f"student-{m}": b for m, b in st["students"].items()}}
     out = []
     for name, b in blocks.items():
         losses = [float("nan") if v is None else float(v) for v in (b.get("losses") or [])]
         if losses:
-            out.append({"run_id": run_id, "stage": name, "losses": losses,
-                        "stop": _stop_epoch(b.get("train") or {})})
+            out.append({"run_id": run_id, "stage": name, "losses": losses, "unit": unit,
+                        "stop": chosen_point(b.get("train") or {}, unit)})
     return out

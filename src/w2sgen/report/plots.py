@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import stats
+from .. import aggregate, stats
 from .data import ReportData
 
 MAX_TASKS = 6
@@ -48,12 +48,7 @@ def _pct(ax, axis: str = "both") -> None:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
-def _used(data: ReportData, include_flagged: bool) -> pd.DataFrame:
-    t = data.table
-    return t if include_flagged else t[~t["flagged"]]
-
-
-def accuracy_vs_ceiling(data: ReportData, include_flagged: bool = False) -> Plot:
+def accuracy_vs_ceiling(data: ReportData) -> Plot:
     """(a) The paper's Figure 3 layout: w2s test accuracy against the strong ceiling's accuracy."""
     p = Plot("accuracy_vs_ceiling", "Test accuracy vs strong ceiling",
              "One panel per task and method; one line per weak model through its strong students "
@@ -99,18 +94,18 @@ def accuracy_vs_ceiling(data: ReportData, include_flagged: bool = False) -> Plot
     return p
 
 
-def pgr_by_method(data: ReportData, include_flagged: bool = False) -> Plot:
-    """(b) PGR (accuracy) by method: median over model pairs with its 95% bootstrap interval."""
+def pgr_by_method(data: ReportData) -> Plot:
+    """(b) PGR (accuracy) by method: the ratio of means over seeds and model pairs, with its 95% interval."""
     p = Plot("pgr_by_method", "PGR by method",
-             "Median over model pairs of each pair's mean PGR over seeds (dots: single runs); bars are "
-             "95% intervals from a hierarchical bootstrap over seeds. Runs with an unreliable gap are "
-             + ("included." if include_flagged else "left out."))
-    used = _used(data, include_flagged)
-    used = used[np.isfinite(used["pgr_acc"])]
-    if not len(used):
-        p.note = "no run has a reliable PGR (every gap is under the threshold or inside its interval)"
+             "PGR = (mean w2s − mean weak) / (mean ceiling − mean weak) over each task's seeds and model pairs, "
+             f"with its 95% interval ({stats.INTERVAL_METHOD}); dots: single unflagged runs. A flagged "
+             "aggregate (gap under the threshold or its interval reaching 0) is not drawn.")
+    t = data.table
+    agg = aggregate.summarize(t, by=("task",), preds=data.preds, threshold=data.threshold) if len(t) else t
+    agg = agg[~agg["flagged"].astype(bool)] if len(agg) else agg
+    if not len(agg):
+        p.note = "no aggregate has a reliable PGR (every gap is under the threshold or its interval includes 0)"
         return p
-    agg = stats.aggregate_pairs(used, by=("task", "method"), n_boot=data.n_boot, include_flagged=True)
     tasks = sorted(agg["task"].unique())[:MAX_TASKS]
     methods = sorted(agg["method"].unique())
     plt = _plt()
@@ -123,9 +118,10 @@ def pgr_by_method(data: ReportData, include_flagged: bool = False) -> Plot:
                 continue
             r = r.iloc[0]
             x = i + (j - (len(methods) - 1) / 2) * width
-            ax.errorbar([x], [r["median"]], yerr=[[r["median"] - r["median_lo"]], [r["median_hi"] - r["median"]]],
-                        fmt="s", color=f"C{j}", capsize=4, label=method if i == 0 else None)
-            pts = used[(used["task"] == task) & (used["method"] == method)]["pgr_acc"]
+            ax.errorbar([x], [r["pgr_acc"]], yerr=[[r["pgr_acc"] - r["pgr_acc_lo"]], [r["pgr_acc_hi"] - r["pgr_acc"]]],
+                        fmt="s", color=f"C{j}", capsize=4,
+                        label=aggregate.mark(method, bool(r["uses_ground_truth"])) if i == 0 else None)
+            pts = t[(t["task"] == task) & (t["method"] == method) & ~t["flagged"]]["pgr_acc"]
             ax.plot(np.full(len(pts), x + width * 0.25), pts, ".", color=f"C{j}", alpha=0.5)
     ax.axhline(0, color="0.3", lw=0.8)
     ax.axhline(1, color="0.3", lw=0.8, ls="--")
@@ -138,12 +134,14 @@ def pgr_by_method(data: ReportData, include_flagged: bool = False) -> Plot:
     return p
 
 
-def training_curves(data: ReportData, include_flagged: bool = False) -> Plot:
-    """(c) Per-epoch training loss of each stage, with the epoch kept marked."""
+def training_curves(data: ReportData) -> Plot:
+    """(c) Training loss of each stage (per epoch for probe heads, per optimizer step for finetuned
+    models), with the point whose weights were kept marked."""
     p = Plot("training_curves", "Training curves",
-             f"Mean training loss per epoch of each stage (first {MAX_CURVE_RUNS} runs). A star marks the "
-             "epoch whose weights were kept: the early-stopping choice where a stage recorded one, else "
-             "the last epoch.")
+             f"Training loss of each stage (first {MAX_CURVE_RUNS} runs): per epoch for probe heads, per optimizer "
+             "step for finetuned models. A star and a dotted line mark the point early stopping chose "
+             "(train.early_stop.selected); a star alone marks the last point of stages that keep their "
+             "final weights.")
     if not data.curves:
         p.note = "the run records hold no per-epoch losses (runs written before losses were recorded)"
         return p
@@ -151,16 +149,18 @@ def training_curves(data: ReportData, include_flagged: bool = False) -> Plot:
     plt = _plt()
     fig, axes = plt.subplots(1, len(runs), figsize=(3.6 * len(runs), 3.0), squeeze=False)
     for ax, run in zip(axes[0], runs):
+        units = set()
         for k, c in enumerate(x for x in data.curves if x["run_id"] == run):
-            ep = np.arange(1, len(c["losses"]) + 1)
-            ax.plot(ep, c["losses"], color=f"C{k}", label=c["stage"], lw=1.2)
+            units.add(c.get("unit", "epoch"))
+            x = np.arange(1, len(c["losses"]) + 1)  # epoch or step number, from 1
+            ax.plot(x, c["losses"], color=f"C{k}", label=c["stage"], lw=1.2)
             stop = c["stop"] if c["stop"] is not None else len(c["losses"])
             if 1 <= stop <= len(c["losses"]):
                 ax.plot([stop], [c["losses"][stop - 1]], "*", color=f"C{k}", ms=10, mec="k", mew=0.5)
                 if c["stop"] is not None:
                     ax.axvline(stop, color=f"C{k}", ls=":", lw=1)
         ax.set_title(run.replace("__", " · "), fontsize=7)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(" / ".join(sorted(units)))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("training loss")
     axes[0][0].legend(fontsize=7)
@@ -169,7 +169,7 @@ def training_curves(data: ReportData, include_flagged: bool = False) -> Plot:
     return p
 
 
-def agreement_split(data: ReportData, include_flagged: bool = False) -> Plot:
+def agreement_split(data: ReportData) -> Plot:
     """(d) Student–supervisor agreement where the weak model is right vs wrong."""
     p = Plot("agreement_split", "Student–supervisor agreement",
              "Share of test examples where the student predicts what the weak supervisor predicts, split "
@@ -202,7 +202,7 @@ def agreement_split(data: ReportData, include_flagged: bool = False) -> Plot:
     return p
 
 
-def gain_vs_misfit(data: ReportData, include_flagged: bool = False) -> Plot:
+def gain_vs_misfit(data: ReportData) -> Plot:
     """(e) Gain over the weak model against the student–supervisor misfit on transfer."""
     p = Plot("gain_vs_misfit", "Gain vs misfit",
              "Each point is one student run: x = misfit on the transfer set, mean KL(weak ‖ student); "
@@ -233,11 +233,11 @@ def gain_vs_misfit(data: ReportData, include_flagged: bool = False) -> Plot:
     return p
 
 
-BUILDERS: list[Callable[[ReportData, bool], Plot]] = [
+BUILDERS: list[Callable[[ReportData], Plot]] = [
     accuracy_vs_ceiling, pgr_by_method, training_curves, agreement_split, gain_vs_misfit]
 
 
-def render(data: ReportData, out_dir: Path | None, include_flagged: bool = False, dpi: int = 100,
+def render(data: ReportData, out_dir: Path | None, dpi: int = 100,
            names: Sequence[str] | None = None) -> list[Plot]:
     """Build every plot (or those in ``names``); save PNG and SVG into ``out_dir`` (if given);
     keep the PNG bytes."""
@@ -246,7 +246,7 @@ def render(data: ReportData, out_dir: Path | None, include_flagged: bool = False
     for build in BUILDERS:
         if names is not None and build.__name__ not in names:
             continue
-        p = build(data, include_flagged)
+        p = build(data)
         if p.figure is not None:
             buf = io.BytesIO()
             p.figure.savefig(buf, format="png", dpi=dpi)

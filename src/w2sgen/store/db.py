@@ -7,7 +7,12 @@ indexes them so that many runs and sweeps can share a directory and be queried:
               config JSON, record JSON)
     stages   (run_id, stage, method, key, cached, wall_s, train JSON)
     metrics  (run_id, stage, split, metric, value)            -- long format, every number
-    results  (run_id, task, weak, strong, mode, method, seed, weak_acc, ..., pgr_auroc)
+    results  (run_id, task, weak, strong, mode, method, seed, weak_acc, ..., gap_acc, gap_acc_lo,
+              gap_acc_hi, flagged, pgr_acc, ..., uses_ground_truth)   -- w2sgen.aggregate.TABLE_COLUMNS
+
+``flagged`` and ``pgr_acc`` are stored for the default 2-point threshold; :func:`query` recomputes
+them for another ``--gap-threshold`` from the stored gap interval. A database written under another
+schema version is rebuilt from the run folders.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction (WAL journal, busy timeout), so concurrent
 writers in several processes serialize instead of failing, and a reader never sees half a run.
@@ -23,15 +28,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from ..aggregate import KEYS, NUMERIC, TABLE_COLUMNS
 from ..errors import W2SError
-from .results import TABLE_COLUMNS, runs_table
+from ..stats import GAP_THRESHOLD
 
 DB_NAME = "runs.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TIMEOUT_S = 60.0
-RESULT_KEYS = TABLE_COLUMNS[:6]
+RESULT_KEYS = KEYS
+TABLES = ("runs", "stages", "metrics", "results")
+_TEXT = ("task", "weak", "strong", "mode", "method")
+_INT = ("seed", "flagged", "uses_ground_truth")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -45,7 +55,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT, stage TEXT, split TEXT, metric TEXT, value REAL,
     PRIMARY KEY (run_id, stage, split, metric));
 CREATE TABLE IF NOT EXISTS results (
-    run_id TEXT, {", ".join(f"{c} {'TEXT' if c in ('task', 'weak', 'strong', 'mode', 'method') else 'INTEGER' if c == 'seed' else 'REAL'}" for c in TABLE_COLUMNS)},
+    run_id TEXT, {", ".join(f"{c} {'TEXT' if c in _TEXT else 'INTEGER' if c in _INT else 'REAL'}" for c in TABLE_COLUMNS)},
     PRIMARY KEY (run_id, method));
 CREATE INDEX IF NOT EXISTS results_task ON results (task, method);
 """
@@ -67,6 +77,7 @@ def connect(out: str | Path, write: bool = True) -> Iterator[sqlite3.Connection]
         if write:
             con.execute("PRAGMA journal_mode = WAL")
             with transaction(con):
+                _migrate(con)
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     con.execute(stmt)
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -80,6 +91,18 @@ def connect(out: str | Path, write: bool = True) -> Iterator[sqlite3.Connection]
         raise W2SError(f"{path}: {e}; delete the file and run `w2s results {path.parent}` to rebuild it") from None
     finally:
         con.close()
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Drop the tables of a database written under another schema version (``sync`` then reindexes
+    every run folder: the folders are the source of truth)."""
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.OperationalError:  # a new database: no meta table yet
+        return
+    if row is not None and row[0] != str(SCHEMA_VERSION):
+        for t in TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
 @contextmanager
@@ -98,6 +121,16 @@ def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
+def _sql_value(v: Any) -> Any:
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if v != v else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
 def _rows(run_id: str, rec: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
     """The rows of one run record for the stages, metrics and results tables."""
     st = rec.get("stages", {})
@@ -113,9 +146,10 @@ def _rows(run_id: str, rec: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
         for k in ("pgr_acc", "pgr_auroc", "final_loss"):
             if k in b:
                 metrics.append((run_id, name, "test" if k.startswith("pgr") else "train", k, _num(b[k])))
+    from ..aggregate import runs_table
+
     table = runs_table([rec])
-    results = [(run_id, *(None if isinstance(v, float) and v != v else v for v in row))
-               for row in table[TABLE_COLUMNS].itertuples(index=False, name=None)]
+    results = [(run_id, *(_sql_value(v) for v in row)) for row in table[TABLE_COLUMNS].itertuples(index=False, name=None)]
     return {"stages": stages, "metrics": metrics, "results": results}
 
 
@@ -123,6 +157,7 @@ def _index(con: sqlite3.Connection, out: Path, run_dir: Path) -> None:
     """Replace the rows of one run folder (inside an open transaction)."""
     f = run_dir / "run.json"
     rec = json.loads(f.read_text())
+    rec["_dir"] = str(run_dir)  # runs written before their stats: computed from the predictions
     run_id = run_dir.name
     for t in ("runs", "stages", "metrics", "results"):
         con.execute(f"DELETE FROM {t} WHERE run_id = ?", (run_id,))
@@ -174,12 +209,25 @@ def sync(out: str | Path) -> int:
     return len(stale) + len(gone)
 
 
+def _flagged_view(threshold: float) -> str:
+    """The results table with ``flagged`` and the PGRs recomputed for ``threshold`` (a fraction):
+    flagged when the gap is missing or under the threshold or its interval is missing or reaches 0
+    (``stats.flag_reason``); a flagged row's PGRs are NULL."""
+    flag = (f"(gap_acc IS NULL OR gap_acc < {float(threshold)!r} OR gap_acc_lo IS NULL OR gap_acc_lo <= 0)")
+    cols = [c for c in TABLE_COLUMNS if c not in ("flagged", "pgr_acc", "pgr_auroc")]
+    return (f"SELECT run_id, {', '.join(cols)}, {flag} AS flagged, "
+            f"CASE WHEN {flag} THEN NULL ELSE (w2s_acc - weak_acc) / gap_acc END AS pgr_acc, "
+            f"CASE WHEN {flag} OR ceiling_auroc = weak_auroc THEN NULL "
+            f"ELSE (w2s_auroc - weak_auroc) / (ceiling_auroc - weak_auroc) END AS pgr_auroc FROM results")
+
+
 def query(out: str | Path, task: Sequence[str] | str | None = None, method: Sequence[str] | str | None = None,
-          where: str | None = None) -> pd.DataFrame:
-    """The tidy results table (``TABLE_COLUMNS``), filtered, from the index (synced first).
+          where: str | None = None, threshold: float = GAP_THRESHOLD) -> pd.DataFrame:
+    """The per-run results table (``run_id`` + ``TABLE_COLUMNS``), filtered, from the index (synced first).
 
     ``task`` / ``method``: a name or several (comma-separated or a list); ``where``: an SQL
-    expression over the table's columns, e.g. ``"pgr_acc > 0.3 AND seed < 2"``.
+    expression over the table's columns, e.g. ``"pgr_acc > 0.3 AND seed < 2"``; ``flagged`` and
+    ``pgr_acc`` in it follow ``threshold`` (a fraction), so a flagged run never passes ``pgr_acc > x``.
     """
     sync(out)
     clauses, params = [], []
@@ -190,7 +238,7 @@ def query(out: str | Path, task: Sequence[str] | str | None = None, method: Sequ
             params.extend(names)
     if where:
         clauses.append(f"({where})")
-    sql = f"SELECT {', '.join(TABLE_COLUMNS)} FROM results"
+    sql = f"WITH r AS ({_flagged_view(threshold)}) SELECT run_id, {', '.join(TABLE_COLUMNS)} FROM r"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     with connect(out, write=False) as con:
@@ -200,9 +248,11 @@ def query(out: str | Path, task: Sequence[str] | str | None = None, method: Sequ
         except (sqlite3.OperationalError, sqlite3.ProgrammingError, sqlite3.Warning) as e:
             raise W2SError(f"--where {where!r}: {e}; it is an SQL expression over the columns "
                            f"{', '.join(TABLE_COLUMNS)}, e.g. \"pgr_acc > 0.3 AND seed < 2\"") from None
-        frame = pd.DataFrame(cur.fetchall(), columns=TABLE_COLUMNS)
-    for col in TABLE_COLUMNS[6:]:
+        frame = pd.DataFrame(cur.fetchall(), columns=["run_id", *TABLE_COLUMNS])
+    for col in NUMERIC:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    for col in ("flagged", "uses_ground_truth"):
+        frame[col] = frame[col].fillna(0).astype(bool)
     frame["seed"] = frame["seed"].astype("int64")
     return frame.sort_values(RESULT_KEYS, ignore_index=True)
 

@@ -1,4 +1,4 @@
-"""Run records on disk: ``OUT/<run>/run.json`` + ``predictions/<stage>.parquet``, and the tidy table."""
+"""Run records on disk: ``OUT/<run>/run.json`` + ``predictions/<stage>.parquet`` (their tables: ``w2sgen.aggregate``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ import pandas as pd
 
 from ..errors import W2SError
 from .atomic import atomic_write_json
-
-TABLE_COLUMNS = ["task", "weak", "strong", "mode", "method", "seed", "weak_acc", "ceiling_acc", "w2s_acc",
-                 "weak_auroc", "ceiling_auroc", "w2s_auroc", "pgr_acc", "pgr_auroc"]
 
 
 def safe_name(name: str) -> str:
@@ -100,66 +97,3 @@ def read_runs(root: str | Path) -> list[dict[str, Any]]:
         rec["_dir"] = str(f.parent)
         runs.append(rec)
     return runs
-
-
-def runs_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (task, weak, strong, mode, method, seed); accuracies and AUROCs are fractions."""
-    rows = []
-    for r in runs:
-        w = r["stages"]["weak"]["test"]
-        c = r["stages"]["ceiling"]["test"]
-        for method, st in r["stages"]["students"].items():
-            rows.append({
-                "task": r["task"]["name"], "weak": r["weak"]["name"], "strong": r["strong"]["name"],
-                "mode": r["mode"], "method": method, "seed": r["seed"],
-                "weak_acc": w["acc"], "ceiling_acc": c["acc"], "w2s_acc": st["test"]["acc"],
-                "weak_auroc": w["auroc"], "ceiling_auroc": c["auroc"], "w2s_auroc": st["test"]["auroc"],
-                "pgr_acc": st["pgr_acc"], "pgr_auroc": st["pgr_auroc"],
-            })
-    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    for col in TABLE_COLUMNS[6:]:
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    return frame.sort_values(["task", "weak", "strong", "mode", "method", "seed"], ignore_index=True)
-
-
-def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds for each (task, weak, strong, mode, method)."""
-    keys = ["task", "weak", "strong", "mode", "method"]
-    vals = ["weak_acc", "ceiling_acc", "w2s_acc", "pgr_acc", "pgr_auroc"]
-    g = table.groupby(keys, sort=True)[vals]
-    mean = g.mean().add_suffix("_mean")
-    std = g.std(ddof=1).fillna(0.0).add_suffix("_std")
-    n = g.size().rename("seeds")
-    return pd.concat([mean, std, n], axis=1).reset_index()
-
-
-SMALL_GAP = 0.02
-"""A ceiling − weak accuracy gap below this (2 points) makes PGR unreliable (see stats.py)."""
-
-
-def format_summary(summary: pd.DataFrame) -> str:
-    """The demo's table: weak / ceiling / w2s accuracy and PGR as mean ± sd over seeds.
-
-    A PGR whose mean gap (ceiling − weak) is under 2 points, or negative, is marked with ``*``.
-    """
-    lines = []
-    flagged = False
-    head = f"{'task':<12} {'weak':<12} {'strong':<12} {'method':<10} {'seeds':>5}  {'weak acc':>14} {'ceiling acc':>14} {'w2s acc':>14} {'PGR (acc)':>14}"
-    lines.append(head)
-    lines.append("-" * len(head))
-    for r in summary.itertuples(index=False):
-        def pm(m, s, pct=True):
-            if m != m:
-                return "n/a"
-            return f"{100 * m:5.1f} ± {100 * s:4.1f}%" if pct else f"{m:5.2f} ± {s:4.2f}"
-        small = not (r.ceiling_acc_mean - r.weak_acc_mean >= SMALL_GAP)
-        flagged |= small
-        pgr = pm(r.pgr_acc_mean, r.pgr_acc_std, pct=False) + ("*" if small else "")
-        lines.append(
-            f"{r.task:<12} {r.weak:<12} {r.strong:<12} {r.method:<10} {r.seeds:>5}  "
-            f"{pm(r.weak_acc_mean, r.weak_acc_std):>14} {pm(r.ceiling_acc_mean, r.ceiling_acc_std):>14} "
-            f"{pm(r.w2s_acc_mean, r.w2s_acc_std):>14} {pgr:>14}"
-        )
-    if flagged:
-        lines.append("* unreliable PGR: the ceiling is less than 2 points above the weak model (or below it)")
-    return "\n".join(lines)
