@@ -77,7 +77,7 @@ def mutations(strong: str) -> dict[str, Any]:
 
 
 SECTIONS = {"probe.lr": 3e-2, "embed.max_length": 32, "embed.weak_layer": -2, "embed.pooling": "cls",
-            "splits.n_test": 16, "finetune.lr": 2e-3, "finetune.dtype": "bf16", "out": "elsewhere",
+            "splits.n_test": 24, "finetune.lr": 2e-3, "finetune.dtype": "bf16", "out": "elsewhere",
             "seeds": [0, 7]}
 """One field of each config section (and run-level fields that change no stage)."""
 
