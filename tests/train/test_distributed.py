@@ -161,7 +161,7 @@ def test_cli_under_accelerate_launch_matches_one_process(tmp_path):
            *[f"--set=finetune.{k}={v}" for k, v in ft.items()], *[f"--set=splits.{k}={v}" for k, v in sp.items()]]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    assert proc.stdout.count("ceiling acc") == 1  # one table: rank 0 prints
+    assert proc.stdout.count("PGR [95%]") == 1  # one table: rank 0 prints
 
     one = w2sgen.run(RunConfig(task=str(task), weak=str(tmp_path / "weak"), strong=str(tmp_path / "strong"),
                                methods=["xent", "logconf"], mode="finetune", out=str(tmp_path / "out1"),
