@@ -62,13 +62,13 @@ class ModelSide:
     def meta(self) -> dict[str, Any]:
         """What identifies this model's outputs: weights fingerprint, layer, pooling, dtype."""
         if self._meta is None:
-            from .models.backbone import fingerprint, local_dir
+            from .models.backbone import fingerprint, local_dir, model_width
             from .train.activations import resolve_device, resolve_dtype
 
             path = local_dir(self.model)
             self.device = resolve_device(self.cfg.embed.device)
             dtype = self.cfg.embed.dtype if self.cfg.mode == "probe" else self.cfg.finetune.dtype
-            self.dtype = resolve_dtype(dtype, self.device)
+            self.dtype = resolve_dtype(dtype, self.device, model_width(path))  # auto: measured (dtype_probe)
             self._meta = {
                 "model": self.model.name, "fingerprint": fingerprint(path), "revision": self.model.revision,
                 "layer": self.layer, "pooling": self.pooling, "max_length": self.cfg.embed.max_length,

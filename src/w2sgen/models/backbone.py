@@ -112,6 +112,19 @@ def load_backbone(model: ResolvedModel, *, trust_remote_code: bool = False, devi
     return Backbone(model.name, path, kind, net, tok, int(layers), int(hidden))
 
 
+def model_width(path: Path) -> int | None:
+    """The hidden size C in a model directory's config.json (None when it names none)."""
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for c in (cfg, cfg.get("text_config") or {}):
+        for k in ("hidden_size", "n_embd", "d_model", "dim"):
+            if isinstance(c.get(k), int) and c[k] > 0:
+                return int(c[k])
+    return None
+
+
 def describe(path: Path) -> dict[str, Any]:
     cfg = json.loads((path / "config.json").read_text())
     return {k: cfg.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "architectures")}
