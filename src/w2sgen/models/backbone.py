@@ -105,6 +105,9 @@ def load_backbone(model: ResolvedModel, *, trust_remote_code: bool = False, devi
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     tok.padding_side = "right"
+    from .fused import fuse_activations
+
+    fuse_activations(net)
     net.eval().requires_grad_(False).to(device)
     cfg = net.config
     layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None) or 0

@@ -100,6 +100,15 @@ def length_grouped_batches(lengths: np.ndarray, micro: int, gen: torch.Generator
     return [batches[i] for i in order]
 
 
+def in_order_batches(lengths: np.ndarray, micro: int, gen: torch.Generator) -> list[np.ndarray]:
+    """Micro-batches of consecutive examples in data order (no shuffling, no grouping by length).
+
+    Listed last-first, as :func:`train_steps` pops them from the end; ``gen`` is unused.
+    """
+    n = len(lengths)
+    return [np.arange(i, min(i + micro, n)) for i in range(0, n, micro)][::-1]
+
+
 def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int, cfg: FinetuneConfig,
                 trust_remote_code: bool, device: str):
     """(classifier, tokenizer, family) with dropout off, LoRA/checkpointing as configured."""
@@ -115,6 +124,7 @@ def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int
     # peft still calls transformers' deprecated is_gradient_checkpointing: not the user's concern
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from ..models.classifier import Classifier, enable_checkpointing, lora_wrap, no_dropout_config
+    from ..models.fused import fuse_activations
 
     path = local_dir(model)
     spec = model.spec
@@ -123,6 +133,7 @@ def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int
     kw = {"config": hf_cfg} if hf_cfg is not None else {}
     backbone = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code,
                                          dtype=torch.bfloat16 if wdtype == "bf16" else torch.float32, **kw)
+    fuse_activations(backbone)
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
@@ -316,8 +327,13 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
                 desc: str = "finetune", accelerator=None, checkpoint_dir: Path | None = None,
                 checkpoint_fp: str | None = None, eval_every: int | None = None,
                 evaluate: Callable[[Any], dict[str, np.ndarray]] | None = None,
-                on_step: Callable[[int], None] | None = None) -> TrainRun:
+                on_step: Callable[[int], None] | None = None,
+                batcher: Callable[[np.ndarray, int, torch.Generator], list[np.ndarray]] = length_grouped_batches,
+                ) -> TrainRun:
     """The training loop of :func:`finetune` on a built classifier.
+
+    ``batcher(lengths, micro, gen)`` cuts each epoch into micro-batches, popped from the end of its
+    list (default :func:`length_grouped_batches`; :func:`in_order_batches` keeps the data order).
 
     Every process builds the same global micro-batches; process r of P trains on rows r, r+P, ...
     of each (:func:`~w2sgen.train.distributed.shard`), its loss weighted by its share of the
@@ -399,7 +415,7 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
         bar.update(step)
         while step < total:
             if not batches:
-                batches = length_grouped_batches(lengths, micro, gen)
+                batches = batcher(lengths, micro, gen)
             opt.zero_grad(set_to_none=True)
             group = [batches.pop() for _ in range(min(accum, len(batches)))]
             n_group = sum(len(b) for b in group)
