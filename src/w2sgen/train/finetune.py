@@ -47,6 +47,7 @@ from .distributed import (
     unshard,
     world_size,
 )
+from .optim import AdamW, clip_grad_norm, sparse_input_embedding
 
 log = logging.getLogger("w2sgen")
 
@@ -296,8 +297,9 @@ def make_optimizer(clf, cfg: FinetuneConfig, lr: float, head_lr: float, total: i
     body = [p for n, p in clf.named_parameters() if p.requires_grad and not n.startswith("head.")]
     # fused: one kernel over all tensors per step (MiniLM-L6 on a 2-core CPU: 8 ms instead of 78 ms)
     fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
-    opt = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}],
-                            weight_decay=cfg.weight_decay, fused=fused)
+    # AdamW: torch's, which also takes an input embedding's sparse gradient (train.optim), exactly
+    opt = AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}], weight_decay=cfg.weight_decay,
+                fused=fused)
     warm = int(cfg.warmup_frac * total)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(1, warm) if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
@@ -353,6 +355,8 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
     enc = tok(train_texts, truncation=True, max_length=cfg.max_length, padding=False)["input_ids"]
     lengths = np.array([len(x) for x in enc])
     total = total_steps(len(train_texts), cfg)
+    if accelerator is None:  # single process: the input embedding's gradient holds only the batch's rows
+        sparse_input_embedding(clf.backbone)
     params, opt, sched = make_optimizer(clf, cfg, lr, head_lr, total)
     y = torch.from_numpy(np.array(target, dtype=np.float32))  # (N, K), a private copy
     autocast = dict(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=compute_dtype == "bf16")
@@ -456,7 +460,7 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
                 if accelerator is not None:
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
                 else:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                    clip_grad_norm(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
             if P > 1:  # the global batch's loss: the shards' weighted losses summed
