@@ -56,7 +56,8 @@ class EmbedConfig:
     max_length: int = 256
     """Token limit; longer inputs are truncated."""
     dtype: str = "auto"
-    """Compute dtype: auto (bf16 autocast where the device supports it, else fp32), fp32, bf16."""
+    """Compute dtype: auto (bf16 autocast where a short probe measured bf16 ≥ 1.2× faster than fp32 on
+    this device; w2s doctor shows it), fp32, bf16."""
     weak_layer: int | None = None
     """Hidden layer probed on the weak model (negative counts from the top); None: the model's default."""
     strong_layer: int | None = None
@@ -127,7 +128,8 @@ class FinetuneConfig:
     grad_checkpointing: bool | None = None
     """Recompute activations in backward to save memory; None: the model's default."""
     dtype: str = "auto"
-    """Compute dtype: auto (bf16 autocast where supported), fp32 or bf16."""
+    """Compute dtype: auto (bf16 autocast where a short probe measured bf16 ≥ 1.2× faster than fp32 on
+    this device), fp32 or bf16."""
     weights_dtype: str | None = None
     """Weight dtype: fp32 or bf16; None: the model's default (bf16 for large models)."""
     max_length: int = 256

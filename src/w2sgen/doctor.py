@@ -115,9 +115,23 @@ def check_devices(rep: Report) -> None:
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         rep.add("devices", "mps", "available")
-    from .train.activations import cpu_has_bf16
+    check_dtype(rep, "cuda" if torch.cuda.is_available() else "cpu")
 
-    rep.add("devices", "cpu bf16", "yes (features embed with bf16 autocast)" if cpu_has_bf16() else "no (fp32)")
+
+def check_dtype(rep: Report, device: str) -> None:
+    """What ``dtype: auto`` picks here and the probe figures behind it (stored, else measured now, not stored)."""
+    from .train.activations import cpu_has_bf16
+    from .train.dtype_probe import DEFAULT_WIDTH, cache_path, cached, measured
+
+    res = cached(device, DEFAULT_WIDTH)
+    where = f"stored in {cache_path()}"
+    if res is None:
+        res = measured(device, DEFAULT_WIDTH, save=False)
+        where = "measured now; a run stores it"
+    rep.add("dtype auto", device, res.describe())
+    rep.add("dtype auto", "probe", f"{res.device}, torch {res.torch}; {where}")
+    if device == "cpu":
+        rep.add("dtype auto", "cpu bf16 flags", "yes (avx512_bf16/amx_bf16)" if cpu_has_bf16() else "no")
 
 
 def check_models(rep: Report) -> None:

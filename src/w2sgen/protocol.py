@@ -94,7 +94,7 @@ class ModelSide:
         from . import reads
 
         if self._meta is None:
-            from .models.backbone import fingerprint, local_dir
+            from .models.backbone import fingerprint, local_dir, model_width
             from .train.activations import resolve_device, resolve_dtype
 
             with reads.scope(f"side {self.model.name}", reads.side_covers(self.cfg.mode)) as sc:
@@ -102,7 +102,7 @@ class ModelSide:
                 self.device = resolve_device(self.cfg.embed.device)
                 probe = self.cfg.mode == "probe"
                 dtype = self.cfg.embed.dtype if probe else self.cfg.finetune.dtype
-                self.dtype = resolve_dtype(dtype, self.device)
+                self.dtype = resolve_dtype(dtype, self.device, model_width(path))  # auto: measured (dtype_probe)
                 self._meta = {
                     "model": self.model.name, "fingerprint": fingerprint(path), "revision": self.model.revision,
                     "layer": self.layer, "pooling": self.pooling,

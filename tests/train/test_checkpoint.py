@@ -38,6 +38,8 @@ def run(model, cfg: FinetuneConfig, **kw):
     def loss(lg, t, s, T, window=None):  # batch-level: uses the window across micro-batches
         return logconf(lg, t, alpha=0.5, window=window)
 
+    loss.needs_window = True
+
     return finetune(model, tr_x, target, loss, cfg, seed=0, num_classes=2, pooling="last", layer=-1,
                     eval_sets={"test": te_x, "val": te_x[:7]}, **kw)
 

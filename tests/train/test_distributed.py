@@ -86,6 +86,8 @@ def run_case(name: str, models: str, checkpoint_dir: str | None = None, checkpoi
     def loss(lg, t, s, T, window=None):
         return logconf(lg, t, alpha=0.5, window=window)
 
+    loss.needs_window = True
+
     return finetune(resolve_model(f"{models}/{family}"), tr_x, target, loss,
                     FinetuneConfig(**kw, checkpoint_every=checkpoint_every), seed=0,
                     num_classes=2, pooling="mean" if family == "bert" else "last", layer=-1,

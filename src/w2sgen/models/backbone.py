@@ -105,11 +105,27 @@ def load_backbone(model: ResolvedModel, *, trust_remote_code: bool = False, devi
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     tok.padding_side = "right"
+    from .fused import fuse_activations
+
+    fuse_activations(net)
     net.eval().requires_grad_(False).to(device)
     cfg = net.config
     layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None) or 0
     hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None) or 0
     return Backbone(model.name, path, kind, net, tok, int(layers), int(hidden))
+
+
+def model_width(path: Path) -> int | None:
+    """The hidden size C in a model directory's config.json (None when it names none)."""
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for c in (cfg, cfg.get("text_config") or {}):
+        for k in ("hidden_size", "n_embd", "d_model", "dim"):
+            if isinstance(c.get(k), int) and c[k] > 0:
+                return int(c[k])
+    return None
 
 
 def describe(path: Path) -> dict[str, Any]:

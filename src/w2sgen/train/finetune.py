@@ -47,11 +47,24 @@ from .distributed import (
     unshard,
     world_size,
 )
+from .optim import AdamW, clip_grad_norm, sparse_input_embedding
 
 log = logging.getLogger("w2sgen")
 
 # loss(logits (B, K), target (B, K), step, total_steps, window=(probs (M, K), target (M, K)) | None)
 LossFn = Callable[..., torch.Tensor]
+LOOP_VERSION = 2
+"""Part of a checkpoint's fingerprint: a checkpoint of an older loop (2: the batch-level window holds
+exactly the step's effective batch) is not resumed."""
+WINDOW_ATTR = "needs_window"
+"""A loss with this attribute set to True is batch-level (e.g. logconf's threshold): it receives, as
+``window``, the predictions (with the current weights) and targets of the rest of its optimizer step's
+effective batch, the other micro-batches and the other processes' rows. Other losses get ``None``."""
+
+
+def needs_window(loss_fn: LossFn) -> bool:
+    """Whether ``loss_fn`` declared (:data:`WINDOW_ATTR`) that it thresholds over the effective batch."""
+    return bool(getattr(loss_fn, WINDOW_ATTR, False))
 
 
 @dataclass
@@ -88,6 +101,15 @@ def length_grouped_batches(lengths: np.ndarray, micro: int, gen: torch.Generator
     return [batches[i] for i in order]
 
 
+def in_order_batches(lengths: np.ndarray, micro: int, gen: torch.Generator) -> list[np.ndarray]:
+    """Micro-batches of consecutive examples in data order (no shuffling, no grouping by length).
+
+    Listed last-first, as :func:`train_steps` pops them from the end; ``gen`` is unused.
+    """
+    n = len(lengths)
+    return [np.arange(i, min(i + micro, n)) for i in range(0, n, micro)][::-1]
+
+
 def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int, cfg: FinetuneConfig,
                 trust_remote_code: bool, device: str):
     """(classifier, tokenizer, family) with dropout off, LoRA/checkpointing as configured."""
@@ -103,6 +125,7 @@ def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int
     # peft still calls transformers' deprecated is_gradient_checkpointing: not the user's concern
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from ..models.classifier import Classifier, enable_checkpointing, lora_wrap, no_dropout_config
+    from ..models.fused import fuse_activations
 
     path = local_dir(model)
     spec = model.spec
@@ -111,6 +134,7 @@ def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int
     kw = {"config": hf_cfg} if hf_cfg is not None else {}
     backbone = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code,
                                          dtype=torch.bfloat16 if wdtype == "bf16" else torch.float32, **kw)
+    fuse_activations(backbone)
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
@@ -175,7 +199,7 @@ def finetune(
 
         fp = fingerprint(cfg={k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}, seed=seed,
                          model=model.name, num_classes=num_classes, pooling=pooling, layer=layer, lr=lr,
-                         head_lr=head_lr, compute_dtype=compute_dtype, eval_every=eval_every,
+                         head_lr=head_lr, compute_dtype=compute_dtype, eval_every=eval_every, loop=LOOP_VERSION,
                          data=_data_hash(train_texts, target),
                          evals=_data_hash([f"{k}\x00{t}" for k, ts in sorted(eval_sets.items()) for t in ts]))
 
@@ -273,8 +297,9 @@ def make_optimizer(clf, cfg: FinetuneConfig, lr: float, head_lr: float, total: i
     body = [p for n, p in clf.named_parameters() if p.requires_grad and not n.startswith("head.")]
     # fused: one kernel over all tensors per step (MiniLM-L6 on a 2-core CPU: 8 ms instead of 78 ms)
     fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
-    opt = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}],
-                            weight_decay=cfg.weight_decay, fused=fused)
+    # AdamW: torch's, which also takes an input embedding's sparse gradient (train.optim), exactly
+    opt = AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}], weight_decay=cfg.weight_decay,
+                fused=fused)
     warm = int(cfg.warmup_frac * total)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(1, warm) if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
@@ -304,13 +329,23 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
                 desc: str = "finetune", accelerator=None, checkpoint_dir: Path | None = None,
                 checkpoint_fp: str | None = None, eval_every: int | None = None,
                 evaluate: Callable[[Any], dict[str, np.ndarray]] | None = None,
-                on_step: Callable[[int], None] | None = None) -> TrainRun:
+                on_step: Callable[[int], None] | None = None,
+                batcher: Callable[[np.ndarray, int, torch.Generator], list[np.ndarray]] = length_grouped_batches,
+                ) -> TrainRun:
     """The training loop of :func:`finetune` on a built classifier.
+
+    ``batcher(lengths, micro, gen)`` cuts each epoch into micro-batches, popped from the end of its
+    list (default :func:`length_grouped_batches`; :func:`in_order_batches` keeps the data order).
 
     Every process builds the same global micro-batches; process r of P trains on rows r, r+P, ...
     of each (:func:`~w2sgen.train.distributed.shard`), its loss weighted by its share of the
     global batch, so the averaged gradient is the single-process one (also for the last, uneven
-    batch). Batch-level losses see the whole micro-batch through ``window`` (gathered).
+    batch).
+
+    Batch-level losses (:func:`needs_window`) see, through ``window``, exactly the rest of the
+    step's effective batch scored by the step's weights: with several micro-batches per step a
+    no-grad forward over all of them runs first (the later micro-batches' predictions are needed
+    by the first one's loss); with one, its own predictions (gathered from the other processes).
     """
     from ..log import progress
 
@@ -320,14 +355,13 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
     enc = tok(train_texts, truncation=True, max_length=cfg.max_length, padding=False)["input_ids"]
     lengths = np.array([len(x) for x in enc])
     total = total_steps(len(train_texts), cfg)
+    if accelerator is None:  # single process: the input embedding's gradient holds only the batch's rows
+        sparse_input_embedding(clf.backbone)
     params, opt, sched = make_optimizer(clf, cfg, lr, head_lr, total)
     y = torch.from_numpy(np.array(target, dtype=np.float32))  # (N, K), a private copy
     autocast = dict(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=compute_dtype == "bf16")
-    # CPU + bf16: the flash-attention backward is slow for short rows; the math kernel is faster there
-    # (MiniLM-L6, SST-2, batch 32 on a 2-core CPU: 0.23 instead of 0.27 s per step)
     math_attn = autocast["enabled"] and autocast["device_type"] == "cpu"
-    window_probs: list[torch.Tensor] = []  # each (m, K), whole (global) micro-batches
-    window_targets: list[torch.Tensor] = []
+    batch_level = needs_window(loss_fn)
     losses: list[float] = []
     curve: list[dict[str, Any]] = []
     tokens = 0
@@ -353,7 +387,6 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
         sched.load_state_dict(s["scheduler"])
         step, losses, tokens = int(s["step"]), list(s["losses"]), int(s["tokens"])
         batches = [b.numpy() for b in s["batches"]]
-        window_probs, window_targets = list(s["window_probs"]), list(s["window_targets"])
         curve = [{"step": c["step"], "probs": {k: v.numpy() for k, v in c["probs"].items()}} for c in s["curve"]]
         gen.set_state(s["gen"])
         set_rng_state(s["rng"])
@@ -376,7 +409,6 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
                 "optimizer": (opt.optimizer if accelerator is not None else opt).state_dict(),
                 "scheduler": sched.state_dict(), "gen": gen.get_state(), "rng": rng_state(),
                 "batches": [torch.from_numpy(np.asarray(b, dtype=np.int64)) for b in batches],
-                "window_probs": [w.cpu() for w in window_probs], "window_targets": [w.cpu() for w in window_targets],
                 "curve": [{"step": c["step"], "probs": {k: torch.from_numpy(v) for k, v in c["probs"].items()}}
                           for c in curve],
             }
@@ -387,34 +419,31 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
         bar.update(step)
         while step < total:
             if not batches:
-                batches = length_grouped_batches(lengths, micro, gen)
+                batches = batcher(lengths, micro, gen)
             opt.zero_grad(set_to_none=True)
             group = [batches.pop() for _ in range(min(accum, len(batches)))]
             n_group = sum(len(b) for b in group)
+            micros = [_micro_batch(rows, R, P, enc, tok, device) for rows in group]
+            # batch-level loss over several micro-batches: every one's predictions first (no grad)
+            step_probs = (_predict_micro_batches(eval_model, micros, P, device, autocast, math_attn)
+                          if batch_level and len(group) > 1 else None)
             step_loss = 0.0
-            for j, rows in enumerate(group):
-                local = shard(rows, R, P)  # this process's rows of the global micro-batch
-                run_rows = local if len(local) else rows[:1]  # an empty shard still joins the collectives
-                batch = tok.pad({"input_ids": [enc[i] for i in run_rows]}, return_tensors="pt").to(device)
+            for j, (rows, local, batch) in enumerate(micros):
                 if len(local):
                     tokens += int(batch["attention_mask"].sum())
-                t = y[run_rows].to(device)  # (b, K)
-                short = math_attn and batch["input_ids"].shape[1] <= 128
+                t = y[local if len(local) else rows[:1]].to(device)  # (b, K)
                 sync = accelerator is None or j == len(group) - 1
                 no_sync = accelerator.no_sync(model) if not sync else nullcontext()
                 with no_sync:
-                    with torch.autocast(**autocast), sdpa_kernel(SDPBackend.MATH) if short else nullcontext():
+                    with torch.autocast(**autocast), _attention_kernel(batch, math_attn):
                         logits = model(batch["input_ids"], batch["attention_mask"])  # (b, K) fp32
-                    probs = torch.softmax(logits.detach().float(), -1)[: len(local)]  # (b_local, K)
-                    prev = list(window_probs), list(window_targets)
-                    if P > 1:  # the whole micro-batch's predictions, in its order
-                        sizes = [len(shard(rows, q, P)) for q in range(P)]
-                        probs = unshard(gather_shards(probs, sizes, device), len(rows), P).to(probs.dtype)
-                        others = torch.tensor([i for i in range(len(rows)) if i % P != R], dtype=torch.long)
-                        if len(others):
-                            prev[0].append(probs[others.to(probs.device)])
-                            prev[1].append(y[rows[others.numpy()]].to(device))
-                    window = (torch.cat(prev[0]), torch.cat(prev[1])) if prev[0] else None
+                    window = None
+                    if batch_level:
+                        probs = step_probs
+                        if probs is None:  # one micro-batch per step: its own predictions, all processes'
+                            own = torch.softmax(logits.detach().float(), -1)[: len(local)]  # (b_local, K)
+                            probs = [_gather_rows(own, rows, P, device)]
+                        window = _window(probs, group, j, R, P, y, device)
                     loss = loss_fn(logits, t, step, total, window=window)
                     if not torch.isfinite(loss):
                         raise W2SError(f"{desc}: loss is {loss.item()} at step {step}; "
@@ -427,17 +456,11 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
                     else:
                         scaled.backward()
                 step_loss += loss.item() * len(local) / n_group
-                # keep the last effective batch of predictions (bounded) for batch-level thresholds
-                window_probs.append(probs)
-                window_targets.append(y[rows].to(device))
-                while sum(len(w) for w in window_probs) > cfg.batch_size - micro and len(window_probs) > 1:
-                    window_probs.pop(0)
-                    window_targets.pop(0)
             if cfg.max_grad_norm > 0:
                 if accelerator is not None:
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
                 else:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                    clip_grad_norm(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
             if P > 1:  # the global batch's loss: the shards' weighted losses summed
@@ -461,6 +484,68 @@ def train_steps(clf, tok, train_texts: list[str], target: np.ndarray, loss_fn: L
     if P > 1:
         tokens = int(all_reduce_sum(torch.tensor(tokens, device=device)).item())
     return TrainRun(losses, tokens, model, curve, final_probs, resumed_from)
+
+
+def _micro_batch(rows: np.ndarray, R: int, P: int, enc: list[list[int]], tok, device: str):
+    """(global rows, this process's rows, its padded batch on ``device``) of one micro-batch.
+
+    An empty shard runs the first row of the micro-batch (weighted 0) so that it still joins the
+    collectives of the forward and backward passes.
+    """
+    local = shard(rows, R, P)
+    run_rows = local if len(local) else rows[:1]
+    batch = tok.pad({"input_ids": [enc[i] for i in run_rows]}, return_tensors="pt").to(device)
+    return rows, local, batch
+
+
+def _attention_kernel(batch, math_attn: bool):
+    # CPU + bf16: the flash-attention backward is slow for short rows; the math kernel is faster there
+    # (MiniLM-L6, SST-2, batch 32 on a 2-core CPU: 0.23 instead of 0.27 s per step)
+    short = math_attn and batch["input_ids"].shape[1] <= 128
+    return sdpa_kernel(SDPBackend.MATH) if short else nullcontext()
+
+
+def _gather_rows(probs: torch.Tensor, rows: np.ndarray, P: int, device: str) -> torch.Tensor:
+    """This process's (b_local, K) predictions -> the whole micro-batch's (len(rows), K), in its order."""
+    if P == 1:
+        return probs
+    sizes = [len(shard(rows, q, P)) for q in range(P)]
+    return unshard(gather_shards(probs, sizes, device), len(rows), P).to(probs.dtype)
+
+
+@torch.no_grad()
+def _predict_micro_batches(model, micros, P: int, device: str, autocast: dict, math_attn: bool) -> list[torch.Tensor]:
+    """Predicted probabilities (len(rows), K) of every micro-batch of a step, with the step's weights.
+
+    The module stays in training mode (as the step's own forward passes run it); every process
+    runs one forward per micro-batch and the shards are gathered.
+    """
+    out = []
+    for rows, local, batch in micros:
+        with torch.autocast(**autocast), _attention_kernel(batch, math_attn):
+            logits = model(batch["input_ids"], batch["attention_mask"])  # (b, K)
+        out.append(_gather_rows(torch.softmax(logits.float(), -1)[: len(local)], rows, P, device))
+    return out
+
+
+def _window(probs: list[torch.Tensor], group: list[np.ndarray], j: int, R: int, P: int, y: torch.Tensor,
+            device: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(probs (M, K), targets (M, K)) of the step's effective batch minus the rows this process's loss
+    of micro-batch ``j`` scores itself: every other micro-batch, and the other processes' rows of ``j``.
+
+    ``probs[i]`` holds the predictions of ``group[i]`` (all its rows, in order); None when nothing is left.
+    """
+    parts_p, parts_t = [], []
+    for i, (rows, p) in enumerate(zip(group, probs)):
+        keep = np.arange(len(rows))
+        if i == j:
+            keep = keep[keep % P != R]  # shard() gives this process positions R, R + P, ...
+        if len(keep):
+            parts_p.append(p[torch.from_numpy(keep).to(p.device)])
+            parts_t.append(y[rows[keep]].to(device))
+    if not parts_p:
+        return None
+    return torch.cat(parts_p), torch.cat(parts_t)
 
 
 @torch.inference_mode()
