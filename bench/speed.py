@@ -15,9 +15,9 @@ the same (possibly noisy) machine. Prints a table; the last line is machine-read
   n_embd 512, 18.9M non-embedding parameters, random weights).
 * extract: examples/s of ``w2sgen.train.activations.extract`` at the pipeline's batch size and
   default dtype vs batch size 1 in fp32.
-* probe: ``w2sgen.train.probe.train_head`` on cached activations (read back from a
-  ``FeatureStore``) vs recomputing the backbone forward pass every step (OpenAI's ``linear_probe``),
-  the same number of steps.
+* probe: ``w2sgen.train.probe.train_heads`` (one head, minibatch Adam) on cached activations (read
+  back from a ``FeatureStore``) vs recomputing the backbone forward pass every step (OpenAI's
+  ``linear_probe``), the same number of steps.
 * MFU: 2 x non-embedding parameters x real (non-pad) tokens per second (x 3 for training) over the
   peak of a large matmul in the same dtype, measured in this run (the higher of two measurements).
 * Timings: the best of ``rounds`` interleaved repetitions of each measurement (2 in the full size),
@@ -410,7 +410,7 @@ def recompute_probe(backbone, tok, texts, target, steps: int, batch: int, lr: fl
     y = torch.from_numpy(target)
     g = torch.Generator().manual_seed(SEED)
     n = len(texts)
-    bs = max(1, min(batch, n))  # batches as train_head cuts them (the last one may be short)
+    bs = max(1, min(batch, n))  # batches as train_heads cuts them (the last one may be short)
     sync(device)
     t0 = time.perf_counter()
     step = 0
@@ -435,13 +435,13 @@ def recompute_probe(backbone, tok, texts, target, steps: int, batch: int, lr: fl
 
 def bench_probe(name, backbone, tok, texts, labels, feats, sizes, device, rows, ratios):
     from w2sgen.train.activations import FeatureStore
-    from w2sgen.train.probe import train_head
+    from w2sgen.train.probe import train_heads
 
     n = min(sizes["probe_n"], len(feats))
     texts, target = texts[:n], np.eye(2, dtype=np.float32)[labels[:n]]
-    pcfg = ProbeConfig(epochs=sizes["probe_epochs"])
+    pcfg = ProbeConfig(epochs=sizes["probe_epochs"], weight_decay=[0.01], solver="adam")  # one minibatch head
     bs = max(1, min(pcfg.batch_size, n))
-    steps = math.ceil(n / bs) * pcfg.epochs  # as train_head counts them
+    steps = math.ceil(n / bs) * pcfg.epochs  # as train_heads counts them
     with tempfile.TemporaryDirectory() as d:
         store = FeatureStore(Path(d), {"model": name, "bench": True})
         store.add(texts, feats[:n])
@@ -449,7 +449,7 @@ def bench_probe(name, backbone, tok, texts, labels, feats, sizes, device, rows, 
 
         def cached():
             x = store.get(texts)
-            res = train_head(x, target, lambda lg, t, s, tot: xent(lg, t), pcfg, seed=SEED)
+            res = train_heads(x, target, lambda lg, t, s, tot: xent(lg, t), pcfg, seed=SEED)
             assert res.steps == steps
             return res
 

@@ -29,6 +29,7 @@ from .models.registry import ResolvedModel
 from .store.cache import StageCache
 from .tasks.base import TaskData
 from .tasks.splits import SPLITS, Splits
+from .train.select import Reference
 
 log = logging.getLogger("w2sgen")
 PROTOCOL_VERSION = "1"
@@ -205,14 +206,17 @@ class StageResult:
 def train_stage(
     cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
     target: np.ndarray, loss_fn, cfg: RunConfig, seed: int, train_idx: np.ndarray | None = None,
-    extra_info: dict[str, Any] | None = None,
+    extra_info: dict[str, Any] | None = None, ref: Reference | None = None,
 ) -> StageResult:
-    """Train a head on ``side``'s features of the transfer/weak_train split and predict the rest.
+    """Train the grid of heads on ``side``'s features of the transfer/weak_train split, keep the one
+    that agrees best with ``ref`` on val, and predict the rest.
 
     ``train_idx``: the rows it trains on (aligned with ``target``), when a method keeps only part
-    of the split; default the whole split.
+    of the split; default the whole split. ``ref``: the val labels the heads are chosen by (ground
+    truth for floors and ceilings, the supervision's labels for everything trained on weak or
+    derived labels); needed when ``probe.weight_decay`` has several values. Test is never read.
     """
-    from .train.probe import predict, train_head
+    from .train.probe import fit_probe, predict
 
     t0 = time.time()
     frame = task.frame
@@ -222,12 +226,11 @@ def train_stage(
     def build(d: Path) -> None:
         texts = frame["text"].tolist()
         x = side.features([texts[i] for i in train_idx], desc=f"embed ({side.model.name})")
-        res = train_head(x, target, loss_fn, cfg.probe, seed, desc=f"{stage} ({side.model.name})")
-        probs = {s: predict(res.head, side.features([texts[i] for i in splits[s]], desc="embed"))
-                 for s in PREDICT_SPLITS}
-        _save_stage(d, task, splits, probs, {"head.safetensors": res.head.state_dict()},
-                    {"losses": res.losses, "steps": res.steps, "skipped_steps": res.skipped,
-                     "train_wall_s": time.time() - t0, **(extra_info or {})})
+        feats = {s: side.features([texts[i] for i in splits[s]], desc="embed") for s in PREDICT_SPLITS}
+        fit = fit_probe(x, target, loss_fn, cfg.probe, seed, feats["val"], ref, desc=f"{stage} ({side.model.name})")
+        probs = {s: predict(fit.head, feats[s]) for s in PREDICT_SPLITS}
+        _save_stage(d, task, splits, probs, {"head.safetensors": fit.head.state_dict()},
+                    {**fit.info, "train_wall_s": time.time() - t0, **(extra_info or {})})
 
     entry, hit = cache.get_or_build(stage, inputs, build)
     preds, info = _load_stage(entry)
@@ -415,12 +418,15 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     split_ids = keys.split_ids
     train = train_stage if cfg.mode == "probe" else finetune_stage
 
+    # heads of floors and ceilings are chosen by ground truth on val (they train on ground truth)
+    gt_val = {} if cfg.mode != "probe" else {"ref": Reference(onehot[labels[splits["val"]]], "ground truth")}
+
     # ---- weak floor -> weak labels
     if given_labels is None:
         assert weak is not None
         floor = train(
             cache, "floor", keys.floor(weak.key),
-            weak, task, splits, onehot[labels[splits["weak_train"]]], _xent_loss(), cfg, seed,
+            weak, task, splits, onehot[labels[splits["weak_train"]]], _xent_loss(), cfg, seed, **gt_val,
         )
         weak_info = {"source": "floor", "model": weak.model.name, "layer": weak.layer, "pooling": weak.pooling,
                      "features": weak.key}
@@ -432,7 +438,7 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     # ---- strong ceiling
     ceiling = train(
         cache, "ceiling", keys.ceiling(strong.key),
-        strong, task, splits, onehot[labels[splits["transfer"]]], _xent_loss(), cfg, seed,
+        strong, task, splits, onehot[labels[splits["transfer"]]], _xent_loss(), cfg, seed, **gt_val,
     )
 
     # ---- students
@@ -464,7 +470,8 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
         out["losses"] = list(st.info.get("losses") or [])  # per-epoch curve, for the report
         return out
 
-    record: dict[str, Any] = {"weak": dict(block(floor), **weak_info), "ceiling": block(ceiling), "students": {}}
+    record: dict[str, Any] = {"weak": dict(block(floor), **weak_info), "ceiling": block(ceiling), "students": {},
+                              "majority_acc": {s: metrics.majority_accuracy(y[s]) for s in ("val", "test")}}
     w = record["weak"]["test"]
     c = record["ceiling"]["test"]
     weak_test = floor.probs("test", split_ids["test"])

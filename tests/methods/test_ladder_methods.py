@@ -137,7 +137,7 @@ class _FakeCtx:
     def ids(self, split):
         return [f"r{r}" for r in self._rows[split]]
 
-    def train(self, stage, side, rows, target, loss_fn, inputs=None, seed=None, extra_info=None):
+    def train(self, stage, side, rows, target, loss_fn, inputs=None, seed=None, extra_info=None, ref=None):
         assert side == "strong" and len(rows) == len(target)
         self.trained.append((stage, dict(inputs or {}), np.asarray(rows)))
         return _SeenStage({int(r) for r in rows})

@@ -46,6 +46,7 @@ def ladder(weak: str, models: list[str], strong: str) -> list[str]:
 
 
 def _supervise(cfg: BootstrapConfig, ctx: Any):
+    from ..train.select import Reference
     from . import METHODS
 
     lm = METHODS.get(cfg.rung_loss)
@@ -60,7 +61,8 @@ def _supervise(cfg: BootstrapConfig, ctx: Any):
     for i, model in enumerate(cfg.models, start=1):
         side = ctx.side(model)
         oof, ev = ctx.oof_eval("bootstrap", side, rows, probs["transfer"], loss_fn, cfg.folds,
-                               inputs={"rung_loss": lm.name, "rung_loss_settings": lm.settings(lcfg)})
+                               inputs={"rung_loss": lm.name, "rung_loss_settings": lm.settings(lcfg)},
+                               ref=Reference(probs["val"], f"rung {i - 1} labels"))  # the supervising rung's
         probs = {"transfer": oof, **ev}  # transfer: out-of-fold; val/test: mean of the fold models
         rungs.append({"rung": i, "model": model, "source": f"{cfg.folds}-fold out-of-fold",
                       "transfer_acc": accuracy(y["transfer"], oof), "test_acc": accuracy(y["test"], ev["test"])})

@@ -28,6 +28,7 @@ from ..protocol import (
 from ..store.cache import StageCache
 from ..tasks.base import TaskData
 from ..tasks.splits import SPLITS, Splits
+from ..train.select import Reference
 
 
 @dataclass
@@ -84,6 +85,20 @@ class StudentContext:
                            "(given --weak-labels files must include val and test ids)")
         return p
 
+    def reference(self, plan: StudentPlan | None = None) -> Reference:
+        """The val labels that heads trained on weak or derived labels are chosen by: those of the
+        plan's supervision (a ``labels`` method's), else the weak labels. Never ground truth."""
+        sup = None if plan is None else plan.supervision
+        if sup is None or sup is self.floor:
+            return Reference(self.weak_probs("val"), "weak labels")
+        p = sup.probs("val", self.ids("val"))
+        if p is None:
+            from ..errors import W2SError
+
+            raise W2SError(f"the supervision {sup.name!r} does not cover the val split; heads trained on it are "
+                           "chosen by agreement with it there")
+        return Reference(p, f"{sup.name} labels")
+
     def metrics(self, st: StageResult) -> dict[str, Any]:
         """Accuracy and AUROC of a stage's predictions on val and test."""
         from .. import metrics
@@ -131,28 +146,33 @@ class StudentContext:
 
     def train(self, stage: str, side: ModelSide, rows: np.ndarray, target: np.ndarray, loss_fn: Any,
               inputs: dict[str, Any] | None = None, seed: int | None = None,
-              extra_info: dict[str, Any] | None = None) -> StageResult:
+              extra_info: dict[str, Any] | None = None, ref: Reference | None = None) -> StageResult:
         """Train (cached) a head (probe mode) or finetune (finetune mode) ``side`` on ``rows`` with
         ``target`` (n, K) and predict transfer, val and test.
 
         The key holds the run's base inputs, ``stage``, the side, the rows' ids and targets, the
-        seed and ``inputs`` (what else decides the result: the loss's settings, ...).
+        seed and ``inputs`` (what else decides the result: the loss's settings, ...). ``ref``: the
+        val labels probe heads are chosen by (default :meth:`reference`, the weak labels).
         """
         seed = self.seed if seed is None else seed
         ids = self.task.frame["id"].to_numpy()[rows]
         key = dict(self.keys.base, stage=stage, seed=seed, features=side.key, train=ids_hash(ids, target),
                    **(inputs or {}))
-        fn = train_stage if side.cfg.mode == "probe" else finetune_stage
+        probe = side.cfg.mode == "probe"
+        fn = train_stage if probe else finetune_stage
+        kw = {"ref": ref or self.reference()} if probe else {}
         return fn(self.cache, stage, key, side, self.task, self.splits, np.asarray(target, dtype=np.float32),
-                  loss_fn, side.cfg, seed, train_idx=np.asarray(rows), extra_info=extra_info)
+                  loss_fn, side.cfg, seed, train_idx=np.asarray(rows), extra_info=extra_info, **kw)
 
     def train_student(self, plan: StudentPlan, side: ModelSide | None = None) -> StageResult:
         """The default student: ``side`` (the strong model) trained on the plan's rows and targets with
-        its loss, stored under the plan's stage key."""
+        its loss, stored under the plan's stage key (probe heads chosen by the plan's supervision on val)."""
         side = side or self.strong
-        fn = train_stage if side.cfg.mode == "probe" else finetune_stage
+        probe = side.cfg.mode == "probe"
+        fn = train_stage if probe else finetune_stage
+        kw = {"ref": self.reference(plan)} if probe else {}
         return fn(self.cache, "student", plan.inputs, side, self.task, self.splits, plan.target,
-                  plan.loss_fn, side.cfg, self.seed, train_idx=plan.rows, extra_info=plan.info)
+                  plan.loss_fn, side.cfg, self.seed, train_idx=plan.rows, extra_info=plan.info, **kw)
 
     def floor_of(self, side: ModelSide, seed: int | None = None) -> StageResult:
         """A weak floor (ground truth on weak_train) of ``side`` with ``seed``: the run's own floor when
@@ -162,9 +182,11 @@ class StudentContext:
         seed = self.seed if seed is None else seed
         inputs = dict(self.keys.floor(side.key), seed=seed)
         rows = self.rows("weak_train")
-        fn = train_stage if side.cfg.mode == "probe" else finetune_stage
+        probe = side.cfg.mode == "probe"
+        fn = train_stage if probe else finetune_stage
+        kw = {"ref": Reference(self.onehot(self.rows("val")), "ground truth")} if probe else {}  # as run_seed's
         return fn(self.cache, "floor", inputs, side, self.task, self.splits, self.onehot(rows), _xent_loss(),
-                  side.cfg, seed)
+                  side.cfg, seed, **kw)
 
     def folds(self, n: int, k: int, seed: int | None = None) -> list[np.ndarray]:
         """``k`` disjoint position folds over ``n`` items (a seeded permutation split evenly)."""
@@ -182,11 +204,11 @@ class StudentContext:
         return self.oof_eval(stage, side, rows, target, loss_fn, k, inputs, seed)[0]
 
     def oof_eval(self, stage: str, side: ModelSide, rows: np.ndarray, target: np.ndarray, loss_fn: Any, k: int,
-                 inputs: dict[str, Any] | None = None, seed: int | None = None
+                 inputs: dict[str, Any] | None = None, seed: int | None = None, ref: Reference | None = None
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``oof`` (the same cached fold stages), and also the fold models' mean probabilities on val
         and test: (oof (n, K) on ``rows``, {"val": (n_val, K), "test": (n_test, K)}), where
-        mean_s = (1/k) Σ_f p_f(s) over the ``k`` fold models."""
+        mean_s = (1/k) Σ_f p_f(s) over the ``k`` fold models. ``ref``: as in :meth:`train`."""
         transfer = self.rows("transfer")
         pos = {int(r): i for i, r in enumerate(transfer)}
         if any(int(r) not in pos for r in rows):
@@ -199,7 +221,7 @@ class StudentContext:
         for f, held in enumerate(self.folds(len(rows), k, seed)):
             train = np.setdiff1d(np.arange(len(rows)), held)
             st = self.train(stage, side, rows[train], target[train], loss_fn,
-                            inputs=dict(inputs or {}, fold=f, folds=k), seed=seed)
+                            inputs=dict(inputs or {}, fold=f, folds=k), seed=seed, ref=ref)
             p = st.probs("transfer", t_ids)  # (n_transfer, K)
             assert p is not None
             out[held] = p[[pos[int(r)] for r in rows[held]]]

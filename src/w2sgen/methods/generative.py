@@ -96,6 +96,7 @@ def _train(cfg: GenerativeConfig, ctx: Any, plan: Any):
     )
     from ..store.cache import stage_key
     from ..tasks.splits import SPLITS
+    from ..train.select import Reference
 
     t0 = time.time()
     entry, lm_info = lm_finetuned(cfg, ctx)
@@ -104,7 +105,8 @@ def _train(cfg: GenerativeConfig, ctx: Any, plan: Any):
     side = side_for(model, ctx.strong.layer, ctx.cfg, ctx.cache.root)
     side.texts_needed = ctx.texts(np.concatenate([ctx.rows(s) for s in SPLITS]))
     transfer = ctx.rows("transfer")
-    ceiling = ctx.train("ceiling", side, transfer, ctx.onehot(transfer), _xent_loss(), inputs={"lm": entry.name})
+    ceiling = ctx.train("ceiling", side, transfer, ctx.onehot(transfer), _xent_loss(), inputs={"lm": entry.name},
+                        ref=Reference(ctx.onehot(ctx.rows("val")), "ground truth"))  # a ceiling, as run_seed's
     # the student itself is an inner stage; the "student" entry repeats its predictions with the
     # facts that need them (PGR against the own ceiling), so a cached rerun reports the same
     inner = ctx.train("generative-student", side, plan.rows, plan.target, plan.loss_fn,

@@ -113,6 +113,7 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
         ids_hash,
         train_stage,
     )
+    from ..train.select import Reference
 
     t0 = time.time()
     keys = ctx.keys
@@ -126,11 +127,12 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
     # lp_weak: the probe-mode xent student (same key as a probe run's), lp_gt: the probe-mode ceiling
     frozen = ctx.frozen_strong()
     xplan = keys.student_plan("xent", weak)
+    gt_val = Reference(ctx.onehot(ctx.rows("val")), "ground truth")  # the gt rungs choose heads as ceilings do
     stages["lp_weak"] = train_stage(ctx.cache, "student", dict(keys.student("xent", frozen.key, weak), **p_over),
                                     frozen, ctx.task, ctx.splits, xplan.target, xplan.loss_fn, pcfg, ctx.seed,
-                                    train_idx=xplan.rows)
+                                    train_idx=xplan.rows, ref=ctx.reference())
     stages["lp_gt"] = train_stage(ctx.cache, "ceiling", dict(keys.ceiling(frozen.key), **p_over), frozen, ctx.task,
-                                  ctx.splits, gt, _xent_loss(), pcfg, ctx.seed)
+                                  ctx.splits, gt, _xent_loss(), pcfg, ctx.seed, ref=gt_val)
 
     # ft_gt: the finetune-mode ceiling (same key as a finetune run's with these settings)
     ft_side = ctx.strong if ctx.cfg == fcfg else ctx.side_under(fcfg)
@@ -147,7 +149,7 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
     feat.pooling = ft_side.pooling  # read the features the finetuned head was trained on
     stages["ft_weak_lp_gt"] = train_stage(
         ctx.cache, "ladder-lp", dict(keys.ceiling(feat.key), **p_over, stage="ladder-lp", finetuned=entry.name),
-        feat, ctx.task, ctx.splits, gt, _xent_loss(), pcfg, ctx.seed)
+        feat, ctx.task, ctx.splits, gt, _xent_loss(), pcfg, ctx.seed, ref=gt_val)
 
     y = {s: ctx.labels[ctx.rows(s)] for s in ("val", "test")}
     acc = {s: {name: accuracy(y[s], st.probs(s, ctx.ids(s))) for name, st in stages.items()} for s in y}
