@@ -27,7 +27,7 @@ the same (possibly noisy) machine. Prints a table; the last line is machine-read
   ``train_speedup``: ours in fp32 over ``oai default``.
 * extract: examples/s of ``w2sgen.train.activations.extract`` (MiniLM-L6) at the pipeline's batch size
   and the chosen dtype vs batch size 1 in fp32.
-* probe: ``w2sgen.train.probe.train_head`` on cached activations (read back from a ``FeatureStore``)
+* probe: ``w2sgen.train.probe.train_heads`` (one head, minibatch Adam) on cached activations (read back from a ``FeatureStore``)
   vs recomputing the backbone forward pass every step (OpenAI's ``linear_probe``), the same steps.
 * dtype: what ``dtype: auto`` resolves to here (:mod:`w2sgen.train.dtype_probe`, measured once per
   machine and stored); ``--dtype`` overrides it.
@@ -538,7 +538,7 @@ def recompute_probe(backbone, tok, texts, target, steps: int, batch: int, lr: fl
     y = torch.from_numpy(target)
     g = torch.Generator().manual_seed(SEED)
     n = len(texts)
-    bs = max(1, min(batch, n))  # batches as train_head cuts them (the last one may be short)
+    bs = max(1, min(batch, n))  # batches as train_heads cuts them (the last one may be short)
     sync(device)
     t0 = time.perf_counter()
     step = 0
@@ -563,13 +563,13 @@ def recompute_probe(backbone, tok, texts, target, steps: int, batch: int, lr: fl
 
 def bench_probe(name, backbone, tok, texts, labels, feats, sizes, device, rows, ratios):
     from w2sgen.train.activations import FeatureStore
-    from w2sgen.train.probe import train_head
+    from w2sgen.train.probe import train_heads
 
     n = min(sizes["probe_n"], len(feats))
     texts, target = texts[:n], np.eye(2, dtype=np.float32)[labels[:n]]
-    pcfg = ProbeConfig(epochs=sizes["probe_epochs"])
+    pcfg = ProbeConfig(epochs=sizes["probe_epochs"], weight_decay=[0.01], solver="adam")  # one minibatch head
     bs = max(1, min(pcfg.batch_size, n))
-    steps = math.ceil(n / bs) * pcfg.epochs  # as train_head counts them
+    steps = math.ceil(n / bs) * pcfg.epochs  # as train_heads counts them
     with tempfile.TemporaryDirectory() as d:
         store = FeatureStore(Path(d), {"model": name, "bench": True})
         store.add(texts, feats[:n])
@@ -577,7 +577,7 @@ def bench_probe(name, backbone, tok, texts, labels, feats, sizes, device, rows, 
 
         def cached():
             x = store.get(texts)
-            res = train_head(x, target, lambda lg, t, s, tot: xent(lg, t), pcfg, seed=SEED)
+            res = train_heads(x, target, lambda lg, t, s, tot: xent(lg, t), pcfg, seed=SEED)
             assert res.steps == steps
             return res
 
@@ -594,7 +594,7 @@ def bench_probe(name, backbone, tok, texts, labels, feats, sizes, device, rows, 
                    for _ in range(sizes["rounds"]))
     rows.append(Row("probe", name, "recompute forward every step", str(bs), "fp32", t_re,
                     n * pcfg.epochs, 0, None, mem_r.mb, {"steps": steps}))
-    rows.append(Row("probe", name, "ours: train_head on cache", str(bs), "fp32", t_cached,
+    rows.append(Row("probe", name, "ours: train_heads on cache", str(bs), "fp32", t_cached,
                     n * pcfg.epochs, 0, None, mem_c.mb,
                     {"steps": steps, "median_of": sizes["probe_reps"]}))
     ratios[len(rows) - 1] = ("recompute", t_re / t_cached)

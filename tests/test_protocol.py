@@ -70,8 +70,8 @@ def test_second_run_trains_nothing_and_new_method_trains_only_itself(toy, tiny_e
 
     weak, strong = tiny_encoders
     first = w2sgen.run(config(toy, weak, strong, tmp_path / "a"), cache_dir=cache_dir)
-    counter = Counter(probe.train_head)
-    monkeypatch.setattr(probe, "train_head", counter)
+    counter = Counter(probe.train_heads)
+    monkeypatch.setattr(probe, "train_heads", counter)
     second = w2sgen.run(config(toy, weak, strong, tmp_path / "b"), cache_dir=cache_dir)
     assert counter.calls == 0
     st = second.runs[0]["stages"]
@@ -141,6 +141,34 @@ def test_weak_labels_from_file(toy, tiny_encoders, tmp_path, cache_dir):
         w2sgen.run(config(toy, weak, strong, tmp_path / "d", weak_labels=str(bad)), cache_dir=cache_dir)
 
 
+def test_students_are_rebuilt_when_only_the_weak_labels_on_val_or_test_change(toy, tiny_encoders, tmp_path,
+                                                                             cache_dir):
+    """Students choose their heads (probe grid) and early_stop its checkpoint by the weak labels on
+    val, and labels methods carry val/test supervision: a given labels file that changes only there
+    rebuilds every student (a stale one would come back from the cache otherwise)."""
+    weak, strong = tiny_encoders
+    first = w2sgen.run(config(toy, weak, strong, tmp_path / "a", methods=["xent", "early_stop"]),
+                       cache_dir=cache_dir)
+    labels = tmp_path / "labels.csv"
+    from w2sgen.cli import main
+
+    assert main(["export-labels", first.runs[0]["_dir"], "-o", str(labels)]) == 0
+    run = lambda out, f: w2sgen.run(config(toy, weak, strong, tmp_path / out, methods=["xent", "early_stop"],  # noqa: E731
+                                           weak_labels=str(f)), cache_dir=cache_dir).runs[0]["stages"]
+    base = run("b", labels)
+    assert all(base["students"][m]["cached"] is False for m in ("xent", "early_stop"))  # a new supervisor
+    assert all(run("c", labels)["students"][m]["cached"] for m in ("xent", "early_stop"))
+    for split in ("val", "test"):
+        lines = labels.read_text().splitlines()
+        flipped = [ln if f",{split}," not in ln else ln.rsplit(",", 1)[0] + f",{1 - float(ln.rsplit(',', 1)[1]):.6f}"
+                   for ln in lines[1:]]
+        changed = tmp_path / f"labels_{split}.csv"
+        changed.write_text("\n".join([lines[0]] + flipped) + "\n")
+        st = run(f"d_{split}", changed)
+        assert st["ceiling"]["cached"] is True
+        assert all(st["students"][m]["cached"] is False for m in ("xent", "early_stop")), split
+
+
 def test_damaged_cache_entry_is_rebuilt(toy, tiny_encoders, tmp_path, cache_dir):
     weak, strong = tiny_encoders
     w2sgen.run(config(toy, weak, strong, tmp_path / "a"), cache_dir=cache_dir)
@@ -159,9 +187,82 @@ def test_interrupted_stage_leaves_no_entry(toy, tiny_encoders, tmp_path, cache_d
     def boom(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(probe, "train_head", boom)
+    monkeypatch.setattr(probe, "train_heads", boom)
     with pytest.raises(KeyboardInterrupt):
         w2sgen.run(config(toy, weak, strong, tmp_path / "a"), cache_dir=cache_dir)
     stages = cache_dir / "stages"
     assert not stages.exists() or not any(p.is_dir() for d in stages.iterdir() for p in d.iterdir())
     assert not (tmp_path / "a").exists() or not list((tmp_path / "a").glob("*/run.json"))
+
+
+def test_heads_are_chosen_by_ground_truth_for_floor_and_ceiling_and_weak_labels_for_students(toy, tiny_encoders,
+                                                                                             tmp_path, cache_dir):
+    """Weak labels given in a file: the ground truth on transfer and test, the truth flipped on val. The
+    student then trains the very heads of the ceiling (same features, targets and seed), but must keep
+    the one that agrees best with the flipped val labels (agreement = 1 − accuracy), not the best one."""
+    from w2sgen.store.labels import write_labels
+
+    weak, strong = tiny_encoders
+    grid = [1e-3, 1e4]  # two heads of different val accuracies on the toy task
+    first = w2sgen.run(config(toy, weak, strong, tmp_path / "a", methods=["xent"]), cache_dir=cache_dir)
+    rec = first.runs[0]
+    lab = pd.read_parquet(f"{rec['_dir']}/labels.parquet")
+    y = np.where(lab["split"] == "val", 1 - lab["label"], lab["label"])
+    labels = tmp_path / "weak.csv"
+    write_labels(labels, lab["id"].tolist(), lab["split"].tolist(), np.eye(2, dtype=np.float32)[y])
+    cfg = config(toy, weak, strong, tmp_path / "b", methods=["xent"], weak_labels=str(labels))
+    cfg.probe.weight_decay = grid
+    st = w2sgen.run(cfg, cache_dir=cache_dir).runs[0]["stages"]
+    ceiling, student = st["ceiling"]["train"]["grid"], st["students"]["xent"]["train"]["grid"]
+    assert ceiling["reference"] == "ground truth" and student["reference"] == "weak labels"
+    assert ceiling["weight_decay"] == grid and ceiling["select"] == "agreement"
+    acc = ceiling["val_scores"]  # the heads' val accuracies
+    assert acc[0] != acc[1], "the test needs heads of different val accuracies"
+    assert student["val_scores"] == pytest.approx([1 - a for a in acc])
+    best = int(np.argmax(acc))
+    assert ceiling["chosen"] == best and student["chosen"] == 1 - best  # the student keeps the worse head
+    assert st["ceiling"]["val"]["acc"] == pytest.approx(acc[best])
+    assert st["students"]["xent"]["val"]["acc"] == pytest.approx(acc[1 - best])
+
+    floor = rec["stages"]["weak"]["train"]["grid"]  # the first run's floor: ground truth too
+    assert floor["reference"] == "ground truth" and floor["val_scores"][floor["chosen"]] == max(floor["val_scores"])
+    assert rec["stages"]["weak"]["val"]["acc"] == pytest.approx(max(floor["val_scores"]))
+
+
+def test_head_selection_never_reads_test_labels(tmp_path, tiny_encoders):
+    """The same task with every test label flipped: every stage keeps the same head, with the same val
+    scores, and predicts the same probabilities."""
+    from w2sgen.tasks import load_task
+
+    weak, strong = tiny_encoders
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = write_toy_task(tmp_path / "a" / "toy.jsonl")
+    first = w2sgen.run(config(plain, weak, strong, tmp_path / "out-a"), cache_dir=tmp_path / "cache-a").runs[0]
+    test_ids = set(pd.read_parquet(f"{first['_dir']}/labels.parquet").query("split == 'test'")["id"])
+    frame = load_task(str(plain)).frame
+    flip = set(frame.loc[frame["id"].isin(test_ids), "text"])
+    rows = [json.loads(line) for line in plain.read_text().splitlines()]
+    flipped = tmp_path / "b" / "toy.jsonl"
+    flipped.write_text("".join(json.dumps(dict(r, label=1 - r["label"]) if r["text"] in flip else r) + "\n"
+                               for r in rows))
+    second = w2sgen.run(config(flipped, weak, strong, tmp_path / "out-b"), cache_dir=tmp_path / "cache-b").runs[0]
+    a, b = first["stages"], second["stages"]
+    assert a["ceiling"]["test"]["acc"] == pytest.approx(1 - b["ceiling"]["test"]["acc"]), "test labels flipped"
+    blocks = [("weak", a["weak"], b["weak"]), ("ceiling", a["ceiling"], b["ceiling"])] + [
+        (f"student-{m}", a["students"][m], b["students"][m]) for m in a["students"]]
+    for name, x, z in blocks:
+        assert x["train"]["grid"] == z["train"]["grid"], name
+        pa = pd.read_parquet(f"{first['_dir']}/predictions/{name}.parquet").filter(like="prob_").to_numpy()
+        pb = pd.read_parquet(f"{second['_dir']}/predictions/{name}.parquet").filter(like="prob_").to_numpy()
+        np.testing.assert_array_equal(pa, pb, err_msg=name)
+
+
+def test_run_records_the_majority_class_accuracy(toy, tiny_encoders, tmp_path, cache_dir):
+    res = w2sgen.run(config(toy, weak=tiny_encoders[0], strong=tiny_encoders[1], out=tmp_path / "a"),
+                     cache_dir=cache_dir)
+    rec = json.loads((tmp_path / "a" / res.runs[0]["_dir"].split("/")[-1] / "run.json").read_text())
+    lab = pd.read_parquet(f"{res.runs[0]['_dir']}/labels.parquet")
+    for s in ("val", "test"):
+        counts = lab[lab["split"] == s]["label"].value_counts()
+        assert rec["stages"]["majority_acc"][s] == pytest.approx(counts.max() / counts.sum())

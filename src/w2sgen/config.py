@@ -70,28 +70,58 @@ class EmbedConfig:
 
 @dataclass
 class ProbeConfig:
-    """The head trained on cached activations (the same recipe for weak, ceiling and students)."""
+    """The heads trained on cached activations (the same recipe for weak, ceiling and students).
+
+    Each stage trains one head per ``weight_decay`` value, together as one batched model, and keeps
+    the one that ``select`` prefers on val: floors and ceilings against the val ground truth, students
+    and every stage trained on weak or derived labels against their supervision's labels on val."""
 
     head: str = "linear"
     """linear or mlp (one hidden layer)."""
     hidden: int = 256
     """Hidden width of the mlp head."""
+    weight_decay: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0])
+    """L2 strengths λ, one head each: a head minimises mean loss + (λ/2)·‖W‖² (weights only, on
+    standardized features). One value: no selection. The default spans what the benchmarks chose
+    (bench/heads.py): ~1e-2 for large clean training sets, up to 1 for noisy or weak labels, more for
+    small imbalanced ones."""
+    select: str = "agreement"
+    """How a stage picks its head on val: agreement (highest fraction of val examples whose argmax
+    matches the reference's: accuracy for ground truth) or xent (lowest cross-entropy to the
+    reference's soft labels). Ties go to the larger weight decay. Test labels are never read."""
+    solver: str = "auto"
+    """lbfgs (full-batch L-BFGS to the regularised optimum; only for losses that are a fixed mean of
+    per-example terms, i.e. xent), adam (minibatches: lr, epochs, batch_size, schedule below; what
+    logconf and the other batch- or step-dependent losses need, and what early_stop watches) or auto
+    (lbfgs for linear heads with xent, adam otherwise)."""
+    max_iter: int = 300
+    """lbfgs: iterations at most per head."""
+    tol: float = 1e-3
+    """lbfgs: a head stops when no entry of its objective's gradient (in its free parameters) exceeds this."""
     lr: float = 3e-3
-    """AdamW peak learning rate."""
-    weight_decay: float = 0.01
-    """AdamW weight decay."""
+    """adam: peak learning rate."""
     epochs: int = 50
-    """Passes over the training set (heads are cheap: near convergence is the default)."""
+    """adam: passes over the training set."""
     batch_size: int = 64
-    """Minibatch size (also the batch in which logconf matches positive rates)."""
+    """adam: minibatch size (also the batch in which logconf matches positive rates)."""
     schedule: str = "cosine"
-    """Learning-rate schedule over all steps: cosine (decays to 0) or constant."""
+    """adam: learning-rate schedule over all steps: cosine (decays to 0) or constant."""
     standardize: bool = True
     """Standardize features with the mean/std of the stage's own training set."""
     skip_nonfinite: bool = False
     """On a NaN or inf loss: False stops the stage with an error naming the stage and step; True skips
-    that batch (no update), counts it in the stage's train.json (``skipped_steps``), and fails only if
-    every step is skipped."""
+    that batch for that head (adam: no update), counts it in the stage's train.json (``skipped_steps``),
+    and fails only if every step is skipped (lbfgs: drops a head whose loss is non-finite at the start)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weight_decay, (int, float)):  # one value, from Python
+            self.weight_decay = [float(self.weight_decay)]
+        if not self.weight_decay or any(not 0 <= float(v) < float("inf") for v in self.weight_decay):
+            raise W2SError(f"config field 'probe.weight_decay': {self.weight_decay!r}; give one or more numbers "
+                           ">= 0, e.g. probe.weight_decay=[0.001,0.01,0.1]")
+        for name, allowed in (("select", ("agreement", "xent")), ("solver", ("auto", "lbfgs", "adam"))):
+            if getattr(self, name) not in allowed:
+                raise W2SError(f"config field 'probe.{name}': {getattr(self, name)!r}; use {', '.join(allowed)}")
 
 
 @dataclass

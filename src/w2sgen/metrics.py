@@ -14,6 +14,30 @@ def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean(np.argmax(probs, axis=1) == labels))
 
 
+def majority_accuracy(labels: np.ndarray) -> float:
+    """Accuracy of always answering the most frequent class: max_k (1/N) Σ_i 1[y_i = k]. labels (N,)."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return float("nan")
+    return float(np.bincount(labels).max() / len(labels))
+
+
+def agreement(probs: np.ndarray, ref: np.ndarray) -> float:
+    """Fraction of rows whose argmax matches: mean_i [argmax_k p_ik == argmax_k r_ik]. (n, K), (n, K) -> float."""
+    probs, ref = np.asarray(probs), np.asarray(ref)
+    if len(probs) == 0:
+        return float("nan")
+    return float((probs.argmax(-1) == ref.argmax(-1)).mean())
+
+
+def soft_xent(probs: np.ndarray, ref: np.ndarray, eps: float = 1e-7) -> float:
+    """Cross-entropy of ``probs`` to soft targets ``ref``: −mean_i Σ_k r_ik log max(p_ik, eps). (n, K), (n, K) -> float."""
+    probs, ref = np.asarray(probs, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if len(probs) == 0:
+        return float("nan")
+    return float(-(ref * np.log(np.clip(probs, eps, 1.0))).sum(-1).mean())
+
+
 def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
     """Area under the ROC curve of p_1 for binary tasks; one-vs-rest macro AUROC for K > 2.
 

@@ -30,9 +30,10 @@ from .models.registry import ResolvedModel
 from .store.cache import StageCache
 from .tasks.base import TaskData
 from .tasks.splits import SPLITS, Splits
+from .train.select import Reference
 
 log = logging.getLogger("w2sgen")
-PROTOCOL_VERSION = "2"  # 2: keys by construction (declared inputs), the label firewall, chained filters
+PROTOCOL_VERSION = "3"  # 2: keys by construction, the label firewall, chained filters; 3: grid-selected probe heads
 PREDICT_SPLITS = ("transfer", "val", "test")
 
 
@@ -313,29 +314,36 @@ class StageResult:
 def train_stage(
     cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
     target: np.ndarray, loss_fn, cfg: RunConfig, seed: int, train_idx: np.ndarray | None = None,
-    extra_info: dict[str, Any] | None = None,
+    extra_info: dict[str, Any] | None = None, ref: Reference | None = None,
 ) -> StageResult:
-    """Train a head on ``side``'s features of the transfer/weak_train split and predict the rest.
+    """Train the grid of heads on ``side``'s features of the transfer/weak_train split, keep the one
+    that agrees best with ``ref`` on val, and predict the rest.
 
     ``train_idx``: the rows it trains on (aligned with ``target``), when a method keeps only part
-    of the split; default the whole split.
+    of the split; default the whole split. ``ref``: the val labels the heads are chosen by (ground
+    truth for floors and ceilings, the supervision's labels for everything trained on weak or
+    derived labels); needed when ``probe.weight_decay`` has several values. Test is never read.
     """
-    from .train.probe import predict, train_head
+    from .train.probe import fit_probe, predict
 
     t0 = time.time()
     frame = task.frame
     if train_idx is None:
         train_idx = splits[inputs["train_split"]]
+    # what the grid's head is chosen by is an input of the stage, so part of its key; a student's key
+    # holds the weak labels on val and test (run_student), from which its supervision's val labels follow
+    if ref is not None and not (stage == "student" and "weak_eval" in inputs):
+        ref_key = {"source": ref.source, "val": ids_hash(frame["id"].to_numpy()[splits["val"]].tolist(), ref.probs)}
+        inputs = inputs.with_(select_ref=ref_key) if isinstance(inputs, StageKey) else dict(inputs, select_ref=ref_key)
 
     def build(d: Path) -> None:
         texts = frame["text"].tolist()
         x = side.features([texts[i] for i in train_idx], desc=f"embed ({side.model.name})")
-        res = train_head(x, target, loss_fn, cfg.probe, seed, desc=f"{stage} ({side.model.name})")
-        probs = {s: predict(res.head, side.features([texts[i] for i in splits[s]], desc="embed"))
-                 for s in PREDICT_SPLITS}
-        _save_stage(d, task, splits, probs, {"head.safetensors": res.head.state_dict()},
-                    {"losses": res.losses, "steps": res.steps, "skipped_steps": res.skipped,
-                     "train_wall_s": time.time() - t0, **(extra_info or {})})
+        feats = {s: side.features([texts[i] for i in splits[s]], desc="embed") for s in PREDICT_SPLITS}
+        fit = fit_probe(x, target, loss_fn, cfg.probe, seed, feats["val"], ref, desc=f"{stage} ({side.model.name})")
+        probs = {s: predict(fit.head, feats[s]) for s in PREDICT_SPLITS}
+        _save_stage(d, task, splits, probs, {"head.safetensors": fit.head.state_dict()},
+                    {**fit.info, "train_wall_s": time.time() - t0, **(extra_info or {})})
 
     entry, hit = cache.get_or_build(stage, inputs, build)
     return load_result(stage, entry, hit, t0)
@@ -520,7 +528,10 @@ class StageInputs:
 
         spec = self.spec(method)
         weak_transfer = np.asarray(weak_transfer, dtype=np.float32)
-        parts = [Part(p.method, p.method.prepare(p.cfg, weak_transfer)) for p in spec.parts]
+        # every part but the loss resolves from the weak labels on transfer; the loss from what the
+        # student trains on, after the select parts (e.g. window's radius over the examples kept)
+        parts = [p if p.method.kind == "loss" else Part(p.method, p.method.prepare(p.cfg, weak_transfer))
+                 for p in spec.parts]
         spec = Composite(spec.name, parts)
         pos = np.arange(len(weak_transfer))  # transfer positions still kept
         target = weak_transfer.copy()
@@ -530,6 +541,8 @@ class StageInputs:
             target[pos] = t
             pos = pos[k]
         ids = [self.split_ids["transfer"][i] for i in pos]
+        spec = Composite(spec.name, [Part(p.method, p.method.prepare(p.cfg, target[pos])) if p.method.kind == "loss"
+                                     else p for p in spec.parts])
         loss = spec.loss
         return StudentPlan(spec, spec, ids, self.splits["transfer"][pos], target[pos],
                            loss_fn=loss.method.make_loss(loss.cfg), info={"select": selected} if selected else {})
@@ -604,12 +617,15 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     split_ids = keys.split_ids
     train = train_stage if cfg.mode == "probe" else finetune_stage
 
+    # heads of floors and ceilings are chosen by ground truth on val (they train on ground truth)
+    gt_val = {} if cfg.mode != "probe" else {"ref": Reference(onehot[labels[splits["val"]]], "ground truth")}
+
     # ---- weak floor -> weak labels
     if given_labels is None:
         assert weak is not None
         floor = train(
             cache, "floor", keys.floor(weak.key),
-            weak, task, splits, onehot[labels[splits["weak_train"]]], _xent_loss(), cfg, seed,
+            weak, task, splits, onehot[labels[splits["weak_train"]]], _xent_loss(), cfg, seed, **gt_val,
         )
         weak_info = {"source": "floor", "model": weak.model.name, "layer": weak.layer, "pooling": weak.pooling,
                      "features": weak.key}
@@ -621,7 +637,7 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
     # ---- strong ceiling
     ceiling = train(
         cache, "ceiling", keys.ceiling(strong.key),
-        strong, task, splits, onehot[labels[splits["transfer"]]], _xent_loss(), cfg, seed,
+        strong, task, splits, onehot[labels[splits["transfer"]]], _xent_loss(), cfg, seed, **gt_val,
     )
 
     # ---- students
@@ -653,7 +669,8 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
         out["losses"] = list(st.info.get("losses") or [])  # per-epoch curve, for the report
         return out
 
-    record: dict[str, Any] = {"weak": dict(block(floor), **weak_info), "ceiling": block(ceiling), "students": {}}
+    record: dict[str, Any] = {"weak": dict(block(floor), **weak_info), "ceiling": block(ceiling), "students": {},
+                              "majority_acc": {s: metrics.majority_accuracy(y[s]) for s in ("val", "test")}}
     w = record["weak"]["test"]
     c = record["ceiling"]["test"]
     weak_test = floor.probs("test", split_ids["test"])
@@ -689,6 +706,11 @@ def run_student(ctx: Any, method: Any, weak_transfer: np.ndarray) -> tuple[Stage
     with reads.scope(f"student {getattr(method, 'name', method)}") as sc:
         spec = keys.spec(method)  # parsed inside the scope: the parts' settings are recorded reads
         inputs = keys.student(spec, ctx.strong.key, weak_transfer, env=ctx.key_env())
+        # the weak labels on val choose a student's head (probe grid) and checkpoint (early_stop), and a
+        # labels method carries the supervision's val/test predictions: inputs of every student
+        weak_eval = [ctx.floor.probs(s, keys.split_ids[s]) for s in ("val", "test")]  # None: not given
+        inputs = inputs.with_(weak_eval=[None if p is None else ids_hash(keys.split_ids[s], p)
+                                         for s, p in zip(("val", "test"), weak_eval)])
         sc.name = f"student {spec.name}"
         sc.covers |= inputs.covers
         if spec.needs_context:

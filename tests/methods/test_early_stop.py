@@ -99,6 +99,7 @@ def probe_run(tmp_path_factory, tiny_encoders):
         cfg = _config(toy, weak, strong, tmp / "out", methods=["xent", "early_stop", "xent+early_stop",
                                                                 "logconf+early_stop"],
                       method_args={"early_stop": {"every": 2}})
+        cfg.probe.solver = "adam"  # the plain students train as early_stop's do (minibatch epochs), to compare
         return w2sgen.run(cfg, cache_dir=tmp / "cache")
     finally:
         mp.undo()

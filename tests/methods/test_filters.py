@@ -417,3 +417,26 @@ def test_filters_chain_each_scoring_only_what_the_previous_kept():
     kept = lr["arrays"]["positions"][lr["arrays"]["kept"]]
     np.testing.assert_array_equal(plan.rows, transfer[kept])
     assert plan.ids == [f"t{i}" for i in kept] and len(plan.target) == len(kept)
+
+
+def test_the_loss_resolves_from_the_examples_the_filters_kept():
+    """knn_filter+window: window's ``midweak`` radius is the median margin of the kept weak labels,
+    not of the whole transfer set."""
+    from w2sgen.methods.compose import parse
+    from w2sgen.methods.window import midweak
+    from w2sgen.protocol import StageInputs, StageKey
+    from w2sgen.tasks.splits import Splits
+
+    x, y, hard = _clusters()
+    n = len(hard)
+    # soft weak labels: confident and graded where right, unsure where flipped (what knn drops)
+    c = np.where(hard.argmax(1) == y, np.random.default_rng(0).uniform(0.1, 1.0, n), 0.05)[:, None]
+    weak = (0.5 + (hard - 0.5) * c).astype(np.float32)
+    spec = parse("knn_filter+window", {"knn_filter": {"k": 10, "drop_frac": 0.25}})
+    transfer = np.arange(7, 7 + n)
+    keys = StageInputs(None, StageKey(), {"transfer": [f"t{i}" for i in range(n)]}, np.zeros(7 + n, int),
+                       Splits({"transfer": transfer}, 0))
+    plan = keys.student_plan(spec, weak, FakeCtx(x, y))
+    radius = plan.method.loss.cfg.radius
+    assert radius == pytest.approx(midweak(plan.target))
+    assert radius != pytest.approx(midweak(weak))  # the dropped examples move the median here

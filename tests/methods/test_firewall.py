@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import toy_config, write_toy_task
 
@@ -41,6 +42,8 @@ PEEKS = {
     "keys.ceiling": ("ctx.keys.ceiling", lambda ctx: ctx.keys.ceiling("x")),
     "cache": ("'ceiling' entries", lambda ctx: ctx.cache.get("ceiling", "0" * 24)),
     "labels_of": ("ground truth of test", lambda ctx: ctx.labels_of("test")),
+    "frame_index": ("label column", lambda ctx: ctx.task.frame[pd.Index(["text", "label"])]),
+    "cache_ladder": ("'ladder-lp' entries", lambda ctx: ctx.cache.get("ladder-lp", "0" * 24)),
 }
 
 
@@ -122,3 +125,25 @@ def test_a_method_declaring_uses_ground_truth_runs_and_is_marked(tiny_encoders, 
 
 def test_registered_methods_declare_ground_truth_only_where_they_train_on_it():
     assert {n for n in METHODS.names() if METHODS.get(n).uses_ground_truth} == {"probe_ladder"}
+
+
+def test_row_selections_of_the_guarded_frame_carry_no_labels():
+    """Masks, slices, column lists and attribute access read the frame without its label column."""
+    from w2sgen.errors import GroundTruthError as GTE
+    from w2sgen.methods.context import _GuardedFrame
+
+    class Ctx:
+        def refuse(self, what):
+            raise GTE(what)
+
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y", "z"], "label": [0, 1, 1], "group": [0, 0, 1]})
+    g = _GuardedFrame(frame, Ctx())
+    mask = frame["id"] != "b"
+    for view in (g[mask], g[:], g[g.columns], g[["id", "text"]], g.loc[:, :], g.iloc[0:2], g.head()):
+        assert "label" not in getattr(view, "columns", getattr(view, "index", []))
+    assert list(g["text"]) == ["x", "y", "z"] and len(g) == 3
+    for key in ("label", ["label"], ("id", "label"), pd.Index(["label"]), np.array(["text", "label"])):
+        with pytest.raises(GTE):
+            g[key]
+    with pytest.raises(GTE):
+        g.label

@@ -146,7 +146,7 @@ class _FakeCtx:
     def ids(self, split):
         return [f"r{r}" for r in self._rows[split]]
 
-    def train(self, stage, side, rows, target, loss_fn, inputs=None, seed=None, extra_info=None):
+    def train(self, stage, side, rows, target, loss_fn, inputs=None, seed=None, extra_info=None, ref=None):
         assert side == "strong" and len(rows) == len(target)
         self.trained.append((stage, dict(inputs or {}), np.asarray(rows)))
         return _SeenStage({int(r) for r in rows}, lambda r: int(self._groups[r]))
@@ -355,3 +355,39 @@ def test_bootstrap_default_ladder_on_packaged_models(tmp_path, cache_dir):
     assert tr["ladder_models"] == ["minilm-l6", "smollm2-135m", "mpnet-base"]
     assert [r["model"] for r in tr["ladder"]] == ["minilm-l6", "smollm2-135m"]
     assert 0 <= rec["stages"]["students"]["bootstrap+logconf"]["test"]["acc"] <= 1
+
+
+def test_bootstrap_resolves_a_prepared_rung_loss_from_each_rungs_labels():
+    """``rung_loss=window`` (radius from the labels' confidence) is prepared per rung, on the labels the
+    rung trains on, and its resolved settings go in the fold stages' keys."""
+    from types import SimpleNamespace
+
+    from w2sgen.methods.bootstrap import _supervise
+
+    class Ctx(_FakeCtx):
+        weak = SimpleNamespace(model=SimpleNamespace(name="weak"))
+        cfg = SimpleNamespace(method_args={"window": {"radius": "midweak"}})
+
+        def __init__(self):
+            super().__init__(n=12)
+            self.strong = SimpleNamespace(model=SimpleNamespace(name="strong"))
+
+        def side(self, model):
+            return "strong"
+
+        def weak_probs(self, split):
+            n = len(self._rows[split])
+            p1 = np.linspace(0.55, 0.95, n, dtype=np.float32)
+            return np.stack([1 - p1, p1], axis=1)
+
+        def probs_stage(self, stage, probs, info):
+            return info
+
+    m = METHODS.get("bootstrap")
+    info = _supervise(m.config({"models": ["mid"], "folds": 2, "rung_loss": "window"}), Ctx())
+    assert [r["rung"] for r in info["ladder"]] == [0, 1]
+    # the fake context's fold models train with the window radius resolved from rung 0's labels
+    ctx_settings = Ctx()
+    _supervise(m.config({"models": ["mid"], "folds": 2, "rung_loss": "window"}), ctx_settings)
+    radii = {t[1]["rung_loss_settings"]["radius"] for t in ctx_settings.trained}
+    assert len(radii) == 1 and isinstance(next(iter(radii)), float)

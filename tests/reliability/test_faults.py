@@ -20,7 +20,7 @@ import w2sgen
 from w2sgen.config import ProbeConfig, RunConfig, SplitConfig
 from w2sgen.errors import W2SError
 from w2sgen.train.losses import xent
-from w2sgen.train.probe import train_head
+from w2sgen.train.probe import train_heads
 
 
 def nan_at(k: int):
@@ -51,12 +51,12 @@ def test_nan_loss_names_stage_and_step():
     x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
     y = np.eye(2, dtype=np.float32)[np.arange(32) % 2]
     with pytest.raises(W2SError, match=r"stage floor \(weak\): loss is nan at step 7 of 20 .*probe.skip_nonfinite"):
-        train_head(x, y, nan_at(7), ProbeConfig(epochs=5, batch_size=8), 0, desc="floor (weak)")
-    res = train_head(x, y, nan_at(7), ProbeConfig(epochs=5, batch_size=8, skip_nonfinite=True), 0, desc="floor")
-    assert res.skipped == 1 and res.steps == 20 and all(np.isfinite(res.losses))
+        train_heads(x, y, nan_at(7), ProbeConfig(epochs=5, batch_size=8), 0, desc="floor (weak)")
+    res = train_heads(x, y, nan_at(7), ProbeConfig(epochs=5, batch_size=8, skip_nonfinite=True), 0, desc="floor")
+    assert res.skipped == [1] * 5 and res.steps == 20 and all(np.isfinite(res.losses).all(axis=1))
     with pytest.raises(W2SError, match="every one of the 20 steps"):
-        train_head(x, y, lambda *a: torch.tensor(float("inf")), ProbeConfig(epochs=5, batch_size=8,
-                                                                            skip_nonfinite=True), 0)
+        train_heads(x, y, lambda *a: torch.tensor(float("inf")), ProbeConfig(epochs=5, batch_size=8,
+                                                                             skip_nonfinite=True), 0)
 
 
 def test_nan_in_a_run_stops_the_stage_and_caches_nothing_of_it(tmp_path, tiny_encoders, monkeypatch):
@@ -121,7 +121,7 @@ def test_unwritable_results_dir_fails_before_any_compute(tmp_path, tiny_encoders
     weak, strong = tiny_encoders
     toy = write_toy_task(tmp_path / "toy.jsonl")
     calls = []
-    monkeypatch.setattr(probe, "train_head", lambda *a, **kw: calls.append(1))
+    monkeypatch.setattr(probe, "train_heads", lambda *a, **kw: calls.append(1))
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with pytest.raises(W2SError, match="must be a directory"):

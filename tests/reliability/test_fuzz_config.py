@@ -18,7 +18,7 @@ FIELDS = ["task", "weak", "strong", "methods", "mode", "seeds", "out", "data_dir
 SUB = {"splits": ["n_weak_train", "n_transfer", "n_val", "n_test", "split_seed", "balance", "max_examples", "x"],
        "embed": ["batch_size", "max_length", "dtype", "weak_layer", "strong_layer", "pooling", "device"],
        "probe": ["head", "hidden", "lr", "weight_decay", "epochs", "batch_size", "schedule", "standardize",
-                 "skip_nonfinite"]}
+                 "skip_nonfinite", "select", "solver", "max_iter", "tol"]}
 KEYS = [*FIELDS, *(f"{s}.{k}" for s, ks in SUB.items() for k in ks), "logconf.alpha_max", "product.beta",
         "xent.x", "logconf", "a.b.c", "probe.lr.x", "", ".", "method_args.logconf"]
 

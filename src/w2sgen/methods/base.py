@@ -52,6 +52,7 @@ def _no_loss(cfg: Any):
 
         return xent(logits, weak)
 
+    loss.full_batch = True  # a fixed mean of per-example terms (see w2sgen.train.probe.full_batch)
     return loss
 
 

@@ -53,11 +53,11 @@ def _key(cfg: BootstrapConfig, env: Any) -> dict[str, Any]:
 
 
 def _supervise(cfg: BootstrapConfig, ctx: Any):
+    from ..train.select import Reference
     from . import METHODS
 
     lm = METHODS.get(cfg.rung_loss)
-    lcfg = lm.config(ctx.cfg.method_args.get(lm.name))
-    loss_fn = lm.make_loss(lcfg)
+    base_cfg = lm.config(ctx.cfg.method_args.get(lm.name))
     rows = ctx.rows("transfer")
     probs = {s: ctx.weak_probs(s) for s in ("transfer", "val", "test")}  # rung 0: the weak floor
     names = ladder(ctx.weak.model.name if ctx.weak is not None else "given", cfg.models, ctx.strong.model.name)
@@ -65,8 +65,11 @@ def _supervise(cfg: BootstrapConfig, ctx: Any):
                                     "transfer": probs["transfer"], "test": probs["test"]}]
     for i, model in enumerate(cfg.models, start=1):
         side = ctx.side(model)
+        lcfg = lm.prepare(base_cfg, probs["transfer"])  # resolved from this rung's own labels (e.g. window's radius)
+        loss_fn = lm.make_loss(lcfg)
         oof, ev = ctx.oof_eval("bootstrap", side, rows, probs["transfer"], loss_fn, cfg.folds,
-                               inputs={"rung_loss": lm.name, "rung_loss_settings": lm.settings(lcfg)})
+                               inputs={"rung_loss": lm.name, "rung_loss_settings": lm.settings(lcfg)},
+                               ref=Reference(probs["val"], f"rung {i - 1} labels"))  # the supervising rung's
         probs = {"transfer": oof, **ev}  # transfer: out-of-fold; val/test: mean of the fold models
         # the rung's predictions (arrays.npz); the protocol scores them against ground truth
         rungs.append({"rung": i, "model": model, "source": f"{cfg.folds}-fold out-of-fold",

@@ -37,6 +37,7 @@ from ..protocol import (
 from ..store.cache import StageCache
 from ..tasks.base import TaskData
 from ..tasks.splits import SPLITS, Splits
+from ..train.select import Reference
 
 
 @dataclass
@@ -62,8 +63,6 @@ class StudentContext:
     """Behind the label firewall (a method's context)."""
     refused: list[str] = field(default_factory=list)
     """What the firewall refused (each one fails the run)."""
-    _full: Any = None
-    """The protocol's unguarded context (for a method's context)."""
 
     # ----------------------------------------------------------------- the firewall
 
@@ -71,8 +70,8 @@ class StudentContext:
         """The context a method's hooks get: behind the label firewall unless the method (a Composite
         or a part) declares ``uses_ground_truth``."""
         if spec.uses_ground_truth:
-            return dataclasses.replace(self, method=spec.name, guarded=False, refused=[], _full=self)
-        new = dataclasses.replace(self, method=spec.name, guarded=True, refused=[], _full=self)
+            return dataclasses.replace(self, method=spec.name, guarded=False, refused=[])
+        new = dataclasses.replace(self, method=spec.name, guarded=True, refused=[])
         new.task, new.keys = _TaskView(self.task, new), _KeysView(self.keys, new)
         new.cache = _GuardedCache(self.cache, new)
         new.ceiling = _Refused(new, "ctx.ceiling (the ceiling's predictions, trained on transfer's ground truth)")
@@ -136,15 +135,54 @@ class StudentContext:
         task = self.task._task if isinstance(self.task, _TaskView) else self.task
         return np.eye(self.num_classes, dtype=np.float32)[task.frame["label"].to_numpy()[rows]]
 
+    def _truth_reference(self) -> Reference:
+        """The val ground truth that heads of stages trained on ground truth (floors, ceilings) are
+        chosen by, as the run's own: a weak supervisor is trained and tuned on ground truth, and a
+        method receives only its predictions."""
+        task = self.task._task if isinstance(self.task, _TaskView) else self.task
+        y = task.frame["label"].to_numpy()[self.rows("val")]
+        return Reference(np.eye(self.num_classes, dtype=np.float32)[y], "ground truth")
+
     def weak_probs(self, split: str) -> np.ndarray:
         """The weak supervisor's probabilities on ``split`` (n, K)."""
         p = self.floor.probs(split, self.ids(split))
         if p is None:
             from ..errors import W2SError
 
-            raise W2SError(f"the weak labels do not cover the {split} split; this method needs them there "
-                           "(given --weak-labels files must include val and test ids)")
+            from ..reads import untracked
+
+            given = untracked(self.cfg).weak_labels
+            ids = self.ids(split)
+            have = set(self.floor.predictions["id"].astype(str))
+            missing = [i for i in ids if i not in have][:3]
+            where = (f"the weak labels file {given!r} (--weak-labels) has no row for id(s) {missing} of the {split} "
+                     f"split; add the weak model's probabilities for every {split} id (the file must cover "
+                     "transfer, val and test)") if given else f"the weak labels do not cover the {split} split"
+            raise W2SError(f"{where}; the students need them there: probe heads are chosen on val among "
+                           "probe.weight_decay's values (or give one value, e.g. --set probe.weight_decay=[0.01]) "
+                           "and early_stop chooses its checkpoint there")
         return p
+
+    def reference(self, plan: StudentPlan | None = None) -> Reference | None:
+        """The val labels that heads trained on weak or derived labels are chosen by: those of the
+        plan's supervision (a ``labels`` method's), else the weak labels. Never ground truth. None
+        where given weak labels cover transfer only and there is no choice to make (one
+        ``probe.weight_decay``)."""
+        from ..reads import untracked
+
+        sup = None if plan is None else plan.supervision
+        if sup is None or sup is self.floor:
+            one = len(untracked(self.cfg).probe.weight_decay) == 1
+            if one and self.floor.probs("val", self.ids("val")) is None:
+                return None
+            return Reference(self.weak_probs("val"), "weak labels")
+        p = sup.probs("val", self.ids("val"))
+        if p is None:
+            from ..errors import W2SError
+
+            raise W2SError(f"the supervision {sup.name!r} does not cover the val split; heads trained on it are "
+                           "chosen by agreement with it there")
+        return Reference(p, f"{sup.name} labels")
 
     def metrics(self, st: StageResult) -> dict[str, Any]:
         """Accuracy and AUROC of a stage's predictions on val and test (the protocol's context only)."""
@@ -198,27 +236,32 @@ class StudentContext:
 
     def train(self, stage: str, side: ModelSide, rows: np.ndarray, target: np.ndarray, loss_fn: Any,
               inputs: dict[str, Any] | None = None, seed: int | None = None,
-              extra_info: dict[str, Any] | None = None) -> StageResult:
+              extra_info: dict[str, Any] | None = None, ref: Reference | None = None) -> StageResult:
         """Train (cached) a head (probe mode) or finetune (finetune mode) ``side`` on ``rows`` with
         ``target`` (n, K) and predict transfer, val and test.
 
         The key holds the run's base inputs, ``stage``, the side, the rows' ids and targets, the
-        seed and ``inputs`` (what else decides the result: the loss's settings, ...).
+        seed and ``inputs`` (what else decides the result: the loss's settings, ...). ``ref``: the
+        val labels probe heads are chosen by (default :meth:`reference`, the weak labels).
         """
         seed = self.seed if seed is None else seed
         ids = self.task.frame["id"].to_numpy()[rows]
         key = self.keys.make(stage, side.key, cfg=side.cfg, seed=seed, train=ids_hash(ids, target), **(inputs or {}))
-        fn = train_stage if side.cfg.mode == "probe" else finetune_stage
+        probe = side.cfg.mode == "probe"
+        fn = train_stage if probe else finetune_stage
+        kw = {"ref": ref or self.reference()} if probe else {}
         return fn(self.cache, stage, key, side, self.task, self.splits, np.asarray(target, dtype=np.float32),
-                  loss_fn, side.cfg, seed, train_idx=np.asarray(rows), extra_info=extra_info)
+                  loss_fn, side.cfg, seed, train_idx=np.asarray(rows), extra_info=extra_info, **kw)
 
     def train_student(self, plan: StudentPlan, side: ModelSide | None = None) -> StageResult:
         """The default student: ``side`` (the strong model) trained on the plan's rows and targets with
-        its loss, stored under the plan's stage key."""
+        its loss, stored under the plan's stage key (probe heads chosen by the plan's supervision on val)."""
         side = side or self.strong
-        fn = train_stage if side.cfg.mode == "probe" else finetune_stage
+        probe = side.cfg.mode == "probe"
+        fn = train_stage if probe else finetune_stage
+        kw = {"ref": self.reference(plan)} if probe else {}
         return fn(self.cache, "student", plan.inputs, side, self.task, self.splits, plan.target,
-                  plan.loss_fn, side.cfg, self.seed, train_idx=plan.rows, extra_info=plan.info)
+                  plan.loss_fn, side.cfg, self.seed, train_idx=plan.rows, extra_info=plan.info, **kw)
 
     def floor_of(self, side: ModelSide, seed: int | None = None) -> StageResult:
         """A weak floor (ground truth on weak_train) of ``side`` with ``seed``: the run's own floor when
@@ -228,9 +271,11 @@ class StudentContext:
         seed = self.seed if seed is None else seed
         inputs = self.keys.floor(side.key).with_(seed=seed)
         rows = self.rows("weak_train")
-        fn = train_stage if side.cfg.mode == "probe" else finetune_stage
+        probe = side.cfg.mode == "probe"
+        fn = train_stage if probe else finetune_stage
+        kw = {"ref": self._truth_reference()} if probe else {}
         return fn(self.cache, "floor", inputs, side, self.task, self.splits, self.onehot(rows), _xent_loss(),
-                  side.cfg, seed)
+                  side.cfg, seed, **kw)
 
     def groups(self, rows: np.ndarray) -> np.ndarray:
         """The group of each of ``rows`` (n,): the candidates of one question or passage share one."""
@@ -251,11 +296,11 @@ class StudentContext:
         return self.oof_eval(stage, side, rows, target, loss_fn, k, inputs, seed)[0]
 
     def oof_eval(self, stage: str, side: ModelSide, rows: np.ndarray, target: np.ndarray, loss_fn: Any, k: int,
-                 inputs: dict[str, Any] | None = None, seed: int | None = None
+                 inputs: dict[str, Any] | None = None, seed: int | None = None, ref: Reference | None = None
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``oof`` (the same cached fold stages), and also the fold models' mean probabilities on val
         and test: (oof (n, K) on ``rows``, {"val": (n_val, K), "test": (n_test, K)}), where
-        mean_s = (1/k) Σ_f p_f(s) over the ``k`` fold models."""
+        mean_s = (1/k) Σ_f p_f(s) over the ``k`` fold models. ``ref``: as in :meth:`train`."""
         transfer = self.rows("transfer")
         pos = {int(r): i for i, r in enumerate(transfer)}
         if any(int(r) not in pos for r in rows):
@@ -268,7 +313,7 @@ class StudentContext:
         for f, held in enumerate(self.folds(rows, k, seed, method=stage)):
             train = np.setdiff1d(np.arange(len(rows)), held)
             st = self.train(stage, side, rows[train], target[train], loss_fn,
-                            inputs=dict(inputs or {}, fold=f, folds=k), seed=seed)
+                            inputs=dict(inputs or {}, fold=f, folds=k), seed=seed, ref=ref)
             p = st.probs("transfer", t_ids)  # (n_transfer, K)
             assert p is not None
             out[held] = p[[pos[int(r)] for r in rows[held]]]
@@ -319,7 +364,7 @@ def split_accuracy(truth: dict[str, np.ndarray], probs: np.ndarray | None, split
 
 # --------------------------------------------------------------------------- firewall views
 
-REFUSED_STAGES = frozenset({"ceiling"})
+REFUSED_STAGES = frozenset({"ceiling", "ladder-lp"})  # stages trained on transfer's ground truth
 """Stage-cache entries trained on transfer's ground truth: a method may not read them."""
 
 
@@ -338,6 +383,16 @@ class _Refused:
         return False
 
 
+def _names(key: Any) -> list[str]:
+    """The column names a frame key asks for, where it is a list-like of names (else none)."""
+    if isinstance(key, (list, tuple, set, frozenset)) or type(key).__name__ in ("Index", "Series", "ndarray"):
+        try:
+            return [k for k in key if isinstance(k, str)]
+        except TypeError:
+            return []
+    return []
+
+
 class _GuardedFrame:
     """A task frame whose label column is refused (the rest reads from a copy without it)."""
 
@@ -352,9 +407,10 @@ class _GuardedFrame:
         return self._nolabel
 
     def __getitem__(self, key: Any) -> Any:
-        if key == "label" if isinstance(key, str) else (isinstance(key, (list, tuple)) and "label" in key):
+        names = [key] if isinstance(key, str) else _names(key)
+        if "label" in names:
             self._ctx.refuse("the task frame's label column (ground truth of every split)")
-        return self._frame[key]
+        return self._plain()[key]  # rows, masks, slices, other columns: from the frame without labels
 
     def __getattr__(self, name: str) -> Any:
         if name == "label":

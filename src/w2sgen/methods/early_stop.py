@@ -9,7 +9,10 @@ each evaluation point's val and test predictions (the stage's arrays.npz), and t
 the method has returned, records the checkpoint with the best ground-truth val accuracy (the
 oracle), the test accuracy at the kept, oracle and last points and the whole accuracy curve
 (``students.<name>.analysis.early_stop``). It composes with any loss (``logconf+early_stop``);
-alone it trains with ``xent``.
+alone it trains with ``xent``. In probe mode it trains with minibatch Adam whatever
+``probe.solver`` says (a full-batch solver has no epochs to stop at); the grid's head is chosen
+first, as in every stage, by its final predictions' agreement with the supervision on val, then
+the checkpoint along that head's curve.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import W2SError
+from ..metrics import agreement, soft_xent
 from .base import Method
 
 SELECT = ("weak_agreement", "weak_xent")
@@ -51,22 +55,6 @@ class EarlyStopConfig:
 
 
 # --------------------------------------------------------------------------- core (pure)
-
-
-def agreement(probs: np.ndarray, ref: np.ndarray) -> float:
-    """Fraction of rows whose argmax matches: mean_i [argmax_k p_ik == argmax_k r_ik]. (n, K), (n, K) -> float."""
-    probs, ref = np.asarray(probs), np.asarray(ref)
-    if len(probs) == 0:
-        return float("nan")
-    return float((probs.argmax(-1) == ref.argmax(-1)).mean())
-
-
-def soft_xent(probs: np.ndarray, ref: np.ndarray, eps: float = 1e-7) -> float:
-    """Cross-entropy of ``probs`` to soft targets ``ref``: −mean_i Σ_k r_ik log max(p_ik, eps). (n, K), (n, K) -> float."""
-    probs, ref = np.asarray(probs, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    if len(probs) == 0:
-        return float("nan")
-    return float(-(ref * np.log(np.clip(probs, eps, 1.0))).sum(-1).mean())
 
 
 def select_checkpoint(scores: Sequence[float], higher_is_better: bool = True) -> int:
@@ -120,17 +108,6 @@ def choose(curve: list[dict[str, float]], select: str) -> int:
 # --------------------------------------------------------------------------- training
 
 
-def _weak_val(ctx: Any, plan: Any) -> np.ndarray:
-    """The supervision's probabilities on val (a ``labels`` part's, else the weak floor's)."""
-    sup = plan.supervision
-    if sup is None or sup is ctx.floor:
-        return ctx.weak_probs("val")
-    p = sup.probs("val", ctx.ids("val"))
-    if p is None:
-        raise W2SError("early_stop: the supervision does not cover the val split; it needs the weak labels there")
-    return p
-
-
 def _record(cfg: EarlyStopConfig, points: list[dict[str, Any]], curve: list[dict[str, float]], kept: int,
             unit: str, val: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> dict[str, Any]:
     """train.json's ``early_stop``: the weak-label curve, the kept point, and each point's val and
@@ -162,37 +139,49 @@ def _train(cfg: EarlyStopConfig, ctx: Any, plan: Any):
     from ..protocol import PREDICT_SPLITS, _save_stage, load_result
 
     side = ctx.strong
-    weak_val = _weak_val(ctx, plan)
+    ref = ctx.reference(plan)  # the supervision's labels on val (a labels part's, else the weak floor's)
+    weak_val = ref.probs
+    inputs = plan.inputs  # holds the weak labels on val (run_student), from which the supervision's follow
     t0 = time.time()
 
     if side.cfg.mode == "probe":
-        from ..train.probe import predict, train_head
+        from ..train.probe import Heads, predict_heads, train_heads, train_info
+        from ..train.select import choose as choose_head
+        from ..train.select import grid_record, grid_scores
 
         def build(d: Path) -> None:
-            x = ctx.features(side, plan.rows)  # (n, C)
+            pcfg = side.cfg.probe
+            x = ctx.features(side, plan.rows)  # (n, D)
             feats = {s: ctx.features(side, ctx.rows(s)) for s in PREDICT_SPLITS}
-            want = set(eval_epochs(side.cfg.probe.epochs, cfg.every))
+            want = set(eval_epochs(pcfg.epochs, cfg.every))
             points: list[dict[str, Any]] = []
-            probs: list[dict[str, np.ndarray]] = []
-            heads: list[dict[str, Any]] = []
+            probs: list[dict[str, np.ndarray]] = []  # per point: split -> (C heads, n, K)
+            states: list[dict[str, Any]] = []
 
-            def on_epoch(epoch: int, step: int, head) -> None:
+            def on_epoch(epoch: int, step: int, heads) -> None:
                 if epoch in want:
                     points.append({"epoch": epoch, "step": step})
-                    probs.append({s: predict(head, feats[s]) for s in PREDICT_SPLITS})
-                    heads.append({k: v.detach().clone() for k, v in head.state_dict().items()})
+                    probs.append({s: predict_heads(heads, feats[s]) for s in PREDICT_SPLITS})
+                    states.append({k: v.detach().clone() for k, v in heads.state_dict().items()})
 
-            res = train_head(x, plan.target, plan.loss_fn, side.cfg.probe, ctx.seed,
-                             desc=f"student ({side.model.name})", on_epoch=on_epoch)
-            val, test = [p["val"] for p in probs], [p["test"] for p in probs]
+            # minibatch epochs to watch; the grid's head is chosen as every stage's is, by its final val
+            # predictions against the supervision, then the checkpoint along that head's curve
+            res = train_heads(x, plan.target, plan.loss_fn, pcfg, ctx.seed, desc=f"student ({side.model.name})",
+                              on_epoch=on_epoch)
+            scores = grid_scores(probs[-1]["val"], weak_val, pcfg.select)
+            c = choose_head(scores, res.weight_decays, pcfg.select, res.usable)
+            val, test = [p["val"][c] for p in probs], [p["test"][c] for p in probs]
             curve = weak_curve(val, weak_val)
             kept = choose(curve, cfg.select)
-            _save_stage(d, ctx.task, ctx.splits, probs[kept], {"head.safetensors": heads[kept]},
-                        {"losses": res.losses, "steps": res.steps, "skipped_steps": res.skipped,
+            heads = Heads(len(res.weight_decays), x.shape[1], ctx.num_classes, pcfg.head, pcfg.hidden)
+            heads.load_state_dict(states[kept])
+            _save_stage(d, ctx.task, ctx.splits, {s: v[c] for s, v in probs[kept].items()},
+                        {"head.safetensors": heads.head(c).state_dict()},
+                        {**train_info(res, c), "grid": grid_record(res.weight_decays, pcfg.select, ref, scores, c),
                          "train_wall_s": time.time() - t0, **plan.info,
                          "early_stop": _record(cfg, points, curve, kept, "epoch", val, test)})
 
-        entry, hit = ctx.cache.get_or_build("student", plan.inputs, build)
+        entry, hit = ctx.cache.get_or_build("student", inputs, build)
     else:
         from ..protocol import finetune_stage
         from ..train.finetune import total_steps
@@ -210,7 +199,7 @@ def _train(cfg: EarlyStopConfig, ctx: Any, plan: Any):
                 "eval_steps": every, "weights": "not stored (the kept checkpoint's weights are not kept by finetune)",
                 "early_stop": _record(cfg, points, curve, kept, "step", val, test)}
 
-        return finetune_stage(ctx.cache, "student", plan.inputs, side, ctx.task, ctx.splits, plan.target,
+        return finetune_stage(ctx.cache, "student", inputs, side, ctx.task, ctx.splits, plan.target,
                               plan.loss_fn, side.cfg, ctx.seed, train_idx=plan.rows, extra_info=plan.info,
                               eval_every=every, pick=pick)
     return load_result("student", entry, hit, t0)

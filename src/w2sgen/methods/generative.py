@@ -65,7 +65,9 @@ def lm_finetuned(cfg: GenerativeConfig, ctx: Any):
     texts = lm_texts(ctx)
     device = resolve_device(ctx.cfg.embed.device)
     dtype = resolve_dtype(ctx.cfg.finetune.dtype, device)
-    inputs = {"stage": "lm-finetune", "model": fingerprint(local_dir(base)), "texts": texts_hash(texts),
+    from ..protocol import PROTOCOL_VERSION
+
+    inputs = {"protocol": PROTOCOL_VERSION, "stage": "lm-finetune", "model": fingerprint(local_dir(base)), "texts": texts_hash(texts),
               "settings": dataclasses.asdict(cfg), "seed": ctx.seed, "dtype": dtype}
 
     def build(d) -> None:
@@ -125,8 +127,9 @@ def _key(cfg: GenerativeConfig, env: Any) -> dict[str, Any]:
     """The LM finetuning reads finetune.dtype (its compute dtype, in every mode) and the texts of
     weak_train (besides transfer's, already in the key)."""
     from ..protocol import ids_hash
+    from .zero_shot import resolved_dtype
 
-    return {"lm_dtype": env.config("finetune.dtype"), "lm_texts": ids_hash(env.split_ids["weak_train"])}
+    return {"lm_dtype": resolved_dtype(env, "finetune.dtype"), "lm_texts": ids_hash(env.split_ids["weak_train"])}
 
 
 def _analyze(cfg: GenerativeConfig, student: Any, truth: dict[str, np.ndarray], ctx: Any) -> dict[str, Any] | None:
@@ -143,7 +146,7 @@ def _analyze(cfg: GenerativeConfig, student: Any, truth: dict[str, np.ndarray], 
         return None
     transfer = ctx.rows("transfer")
     ceiling = ctx.train("ceiling", _lm_side(ctx, entry), transfer, ctx.onehot(transfer), _xent_loss(),
-                        inputs={"lm": lm["key"]})
+                        inputs={"lm": lm["key"]}, ref=ctx._truth_reference())  # a ceiling's head: as run_seed's
     own = ctx.metrics(ceiling)
     weak, st = ctx.metrics(ctx.floor), ctx.metrics(student)
     out: dict[str, Any] = {"own_ceiling": own}

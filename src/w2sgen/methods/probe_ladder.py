@@ -115,6 +115,7 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
         load_result,
         train_stage,
     )
+    from ..train.select import Reference
 
     t0 = time.time()
     keys = ctx.keys
@@ -128,13 +129,15 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
     # lp_weak: the probe-mode xent student (same key as a probe run's), lp_gt: the probe-mode ceiling
     frozen = ctx.frozen_strong()
     xplan = keys.student_plan("xent", weak)
+    gt_val = Reference(ctx.onehot(ctx.rows("val")), "ground truth")  # the gt rungs choose heads as ceilings do
     lp_weak_key = keys.make("student", frozen.key, cfg=pcfg, method="xent", settings=xplan.method.settings(),
                             train_split="transfer", train=ids_hash(xplan.ids, xplan.target))
     stages["lp_weak"] = train_stage(ctx.cache, "student", lp_weak_key, frozen, ctx.task, ctx.splits, xplan.target,
-                                    xplan.loss_fn, pcfg, ctx.seed, train_idx=xplan.rows)
+                                    xplan.loss_fn, pcfg, ctx.seed, train_idx=xplan.rows,
+                                    ref=ctx.reference())
     lp_gt_key = keys.make("ceiling", frozen.key, cfg=pcfg, train_split="transfer", train=gt_train)
     stages["lp_gt"] = train_stage(ctx.cache, "ceiling", lp_gt_key, frozen, ctx.task, ctx.splits, gt, _xent_loss(),
-                                  pcfg, ctx.seed)
+                                  pcfg, ctx.seed, ref=gt_val)
 
     # ft_gt: the finetune-mode ceiling (same key as a finetune run's with these settings)
     same = ctx.cfg.mode == "finetune" and ctx.cfg.finetune == fcfg.finetune
@@ -155,7 +158,7 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
     stages["ft_weak_lp_gt"] = train_stage(
         ctx.cache, "ladder-lp", keys.make("ladder-lp", feat.key, cfg=pcfg, train_split="transfer", train=gt_train,
                                           finetuned=entry.name),
-        feat, ctx.task, ctx.splits, gt, _xent_loss(), pcfg, ctx.seed)
+        feat, ctx.task, ctx.splits, gt, _xent_loss(), pcfg, ctx.seed, ref=gt_val)
 
     y = {s: ctx.labels[ctx.rows(s)] for s in ("val", "test")}
     acc = {s: {name: accuracy(y[s], st.probs(s, ctx.ids(s))) for name, st in stages.items()} for s in y}

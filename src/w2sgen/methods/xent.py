@@ -16,6 +16,8 @@ def _loss(logits, weak, step, total, window=None):
     return xent(logits, weak)
 
 
+_loss.full_batch = True  # a fixed mean of per-example terms: full-batch solvers may train it (train.probe)
+
 METHOD = Method(
     name="xent",
     description="Cross-entropy on the weak soft labels (naive weak-to-strong training).",

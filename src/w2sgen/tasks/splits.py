@@ -237,7 +237,8 @@ def check_splits(task: TaskData, cfg: SplitConfig, splits: Splits, asked: dict[s
                 fix = (f"splits.n_{name}={req} asks for fewer than splits.{field}={minimum}; to accept a "
                        f"{name} split this small, lower the minimum too: --set splits.{field}={n}")
             else:
-                fix = (f"use more data ({more}) or, accepting a noisier measure, lower the minimum: "
+                fix = (f"use more data ({more}, where the task holds more: a task's own {name} pool is used "
+                       f"whole and cannot grow) or, accepting a noisier measure, lower the minimum: "
                        f"--set splits.{field}={n}")
             problems.append(f"split {name!r} has {_n(n)}{after}, under splits.{field}={minimum}: {fix}")
         elif n == 0:

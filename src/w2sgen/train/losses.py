@@ -55,9 +55,12 @@ def logconf(logits: torch.Tensor, weak: torch.Tensor, alpha: float,
 
     f_w: weak soft labels; f̂_t: the student's own predictions hardened (:func:`harden`) at the
     threshold that makes the batch's positive rate match the weak labels' (mean of f_w's
-    positive column). α comes from :func:`warmup_alpha`. Under gradient accumulation,
-    ``window`` = (probs (M, K), weak (M, K)) of the preceding micro-batches of the effective
-    batch, so the threshold and the rate are computed over the whole effective batch.
+    positive column). α comes from :func:`warmup_alpha`. Under gradient accumulation or several
+    processes, ``window`` = (probs (M, K), weak (M, K)) of the rest of the step's effective batch
+    (every other micro-batch, and the other processes' rows), scored with the step's weights by a
+    no-grad forward pass (``train.finetune``), so the threshold and the rate are computed over the
+    whole effective batch. That pass runs in training mode, as the step's own forwards do: with
+    dropout on, the window's predictions are another dropout sample of the same weights.
     """
     probs = F.softmax(logits.detach().float(), dim=-1)  # (B, K)
     all_probs, all_weak = probs, weak
