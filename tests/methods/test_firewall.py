@@ -146,4 +146,4 @@ def test_row_selections_of_the_guarded_frame_carry_no_labels():
         with pytest.raises(GTE):
             g[key]
     with pytest.raises(GTE):
-        g.label
+        _ = g.label

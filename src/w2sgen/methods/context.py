@@ -148,7 +148,6 @@ class StudentContext:
         p = self.floor.probs(split, self.ids(split))
         if p is None:
             from ..errors import W2SError
-
             from ..reads import untracked
 
             given = untracked(self.cfg).weak_labels
