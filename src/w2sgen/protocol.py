@@ -708,9 +708,7 @@ def run_student(ctx: Any, method: Any, weak_transfer: np.ndarray) -> tuple[Stage
         inputs = keys.student(spec, ctx.strong.key, weak_transfer, env=ctx.key_env())
         # the weak labels on val choose a student's head (probe grid) and checkpoint (early_stop), and a
         # labels method carries the supervision's val/test predictions: inputs of every student
-        weak_eval = [ctx.floor.probs(s, keys.split_ids[s]) for s in ("val", "test")]  # None: not given
-        inputs = inputs.with_(weak_eval=[None if p is None else ids_hash(keys.split_ids[s], p)
-                                         for s, p in zip(("val", "test"), weak_eval)])
+        inputs = inputs.with_(weak_eval=weak_eval(ctx))
         sc.name = f"student {spec.name}"
         sc.covers |= inputs.covers
         if spec.needs_context:
@@ -725,6 +723,15 @@ def run_student(ctx: Any, method: Any, weak_transfer: np.ndarray) -> tuple[Stage
     if mctx.refused:  # the method caught the firewall's error and went on: the run still fails
         raise W2SError(mctx.refused[0])
     return st, n, spec
+
+
+def weak_eval(ctx: Any) -> list[str | None]:
+    """A student key's entry for the weak labels on val and test (None where given labels lack them):
+    a student's probe head and early_stop's checkpoint are chosen by them, and a labels method
+    carries the supervision's val/test predictions."""
+    ids = ctx.keys.split_ids
+    probs = [ctx.floor.probs(s, ids[s]) for s in ("val", "test")]
+    return [None if p is None else ids_hash(ids[s], p) for s, p in zip(("val", "test"), probs)]
 
 
 def _run_parts(ctx: Any, spec: Any, inputs: StageKey, weak_transfer: np.ndarray) -> tuple[StageResult, int]:

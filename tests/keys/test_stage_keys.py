@@ -31,7 +31,8 @@ from w2sgen.config import FinetuneConfig, RunConfig
 from w2sgen.methods import METHODS
 from w2sgen.store.cache import StageCache, stage_key
 
-DATA = {"train", "weak", "predict", "task", "lm_texts", "prompts", "texts", "student", "lm", "finetuned"}
+DATA = {"train", "weak", "predict", "task", "lm_texts", "prompts", "texts", "student", "lm", "finetuned",
+        "weak_eval", "select_ref"}  # weak labels on val/test; the val labels a probe grid's head is chosen by
 """Key entries that hash data, not config: targets, weak labels, ids, prompt texts, or an upstream
 entry's key (``student``: the student a generative inner stage serves; ``lm``, ``finetuned``: the
 LM-finetuned or ladder-finetuned weights); they change when an upstream stage's output changes."""
@@ -76,7 +77,10 @@ def mutations(strong: str) -> dict[str, Any]:
     }
 
 
-SECTIONS = {"probe.lr": 3e-2, "embed.max_length": 32, "embed.weak_layer": -2, "embed.pooling": "cls",
+# probe: weight_decay, which every head reads. The probe section is keyed whole, so a solver's own
+# fields (lr, epochs, batch_size, schedule: Adam; max_iter, tol: L-BFGS) also rebuild the heads of
+# the other solver, which do not read them: an over-inclusion that costs cache reuse, never a stale entry.
+SECTIONS = {"probe.weight_decay": [0.5], "embed.max_length": 32, "embed.weak_layer": -2, "embed.pooling": "cls",
             "splits.n_test": 24, "finetune.lr": 2e-3, "finetune.dtype": "bf16", "out": "elsewhere",
             "seeds": [0, 7]}
 """One field of each config section (and run-level fields that change no stage)."""
@@ -133,6 +137,8 @@ def inputs_of(cache: Path, stage: str, key: str) -> dict[str, Any]:
 def data_only(a: Any, b: Any, path: str = "") -> bool:
     """Whether two key dicts differ only in data entries (leaf names in DATA). A stage on weights that
     an upstream entry produced (``lm``, ``finetuned``) has that side's key as ``features``: data too."""
+    if path in DATA:
+        return True
     if isinstance(a, dict) and isinstance(b, dict):
         derived = "lm" in a or "finetuned" in a
         return all(data_only(a.get(k), b.get(k), k) or (derived and k == "features") for k in set(a) | set(b))

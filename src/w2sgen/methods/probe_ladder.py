@@ -114,6 +114,7 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
         ids_hash,
         load_result,
         train_stage,
+        weak_eval,
     )
     from ..train.select import Reference
 
@@ -131,7 +132,8 @@ def _run(cfg: ProbeLadderConfig, ctx: Any, plan: Any):
     xplan = keys.student_plan("xent", weak)
     gt_val = Reference(ctx.onehot(ctx.rows("val")), "ground truth")  # the gt rungs choose heads as ceilings do
     lp_weak_key = keys.make("student", frozen.key, cfg=pcfg, method="xent", settings=xplan.method.settings(),
-                            train_split="transfer", train=ids_hash(xplan.ids, xplan.target))
+                            train_split="transfer", train=ids_hash(xplan.ids, xplan.target),
+                            weak_eval=weak_eval(ctx))
     stages["lp_weak"] = train_stage(ctx.cache, "student", lp_weak_key, frozen, ctx.task, ctx.splits, xplan.target,
                                     xplan.loss_fn, pcfg, ctx.seed, train_idx=xplan.rows,
                                     ref=ctx.reference())
