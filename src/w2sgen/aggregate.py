@@ -312,6 +312,12 @@ class Cell:
     grouped: bool
     """Whether the test noise was measured from the runs' predictions (else seeds alone)."""
     task: str = ""
+    seeds: tuple[Any, ...] = ()
+    """The seeds of the runs used, in order (the rows of ``acc``)."""
+    acc: np.ndarray | None = None
+    """(S, K) each seed's accuracies."""
+    runs: list[stats.GroupedRun] | None = None
+    """Each seed's grouped test correctness (None: not ``grouped``)."""
 
 
 def cell_moments(rows: pd.DataFrame, columns: Sequence[str], stages: Sequence[str],
@@ -327,7 +333,8 @@ def cell_moments(rows: pd.DataFrame, columns: Sequence[str], stages: Sequence[st
     if grouped is not None:  # the predictions' accuracies (identical to run.json's for a complete run)
         acc = np.stack([g.acc for g in grouped])
     task = str(rows["task"].iloc[0]) if len(rows) else ""
-    return Cell(stats.seed_moments(acc, grouped), ids, grouped is not None, task)
+    return Cell(stats.seed_moments(acc, grouped), ids, grouped is not None, task, tuple(rows["seed"].tolist()), acc,
+                grouped)
 
 
 E3 = np.eye(3)
@@ -348,12 +355,28 @@ def _cells(g: pd.DataFrame, columns: Sequence[str], stages: Sequence[str], preds
 
 
 def _pool(cells: list[Cell]) -> stats.Moments:
-    """The mean over tasks of each task's mean over its cells (model pairs), each weighted equally."""
-    tasks: dict[str, list[stats.Moments]] = {}
+    """The mean over tasks of each task's mean over its cells (model pairs), each weighted equally.
+
+    The cells of a task are correlated (within a seed they score the same test examples, and pairs
+    with the same weak model share its floor): with the same seeds they are averaged seed by seed
+    before the covariance is estimated (``stats.pool_seeds``); with different seeds their
+    covariances are combined by the bound that holds whatever the correlation
+    (``stats.combine(dependent=True)``). Tasks are independent (their own data and test sets)."""
+    tasks: dict[str, list[Cell]] = {}
     for c in cells:
-        tasks.setdefault(c.task, []).append(c.moments)
-    per_task = [ms[0] if len(ms) == 1 else stats.combine(ms) for ms in tasks.values()]
+        tasks.setdefault(c.task, []).append(c)
+    per_task = [_pool_task(cs) for cs in tasks.values()]
     return per_task[0] if len(per_task) == 1 else stats.combine(per_task)
+
+
+def _pool_task(cells: list[Cell]) -> stats.Moments:
+    """The mean of one task's cells with a covariance that holds across them (see ``_pool``)."""
+    if len(cells) == 1:
+        return cells[0].moments
+    if all(c.seeds == cells[0].seeds and c.acc is not None for c in cells):
+        runs = [c.runs for c in cells] if all(c.runs is not None for c in cells) else None
+        return stats.pool_seeds([c.acc for c in cells], runs)
+    return stats.combine([c.moments for c in cells], dependent=True)
 
 
 def mark(method: str, gt: bool) -> str:
