@@ -133,6 +133,36 @@ def test_finish_run_stores_the_gap_and_nulls_a_flagged_pgr():
     half = np.where(np.arange(200)[:, None] < 100, right, wrong)
     out = aggregate.finish_run(rec, Task, {"test": np.arange(200)}, {**same, "weak": Stage(half)})
     assert not out["flagged"] and out["gap_acc"] == 0.5 and rec["students"]["xent"]["pgr_acc"] == 0.4
+    b = rec["students"]["xent"]
+    # the student is always wrong, the weak model half right, the ceiling always right: PGR −1 on test
+    assert b["pgr_acc_lo"] < -1 < b["pgr_acc_hi"] and out["pgr_acc_ci"]["xent"] == [b["pgr_acc_lo"], b["pgr_acc_hi"]]
+    assert "pgr_auroc" not in b  # a PGR of AUROCs has no gap, interval or flag of its own: not stored
+
+
+def test_one_reliability_rule_for_runs_rows_and_the_sqlite_view(tmp_path):
+    """A run's PGR is shown only with a bounded interval: per-run rows carry it (pgr_acc_lo/hi), and a
+    row without one is flagged by apply_flags and by the SQLite view, whatever the threshold."""
+    out = write_results(tmp_path / "out", seeds=(0, 1), tasks=("toy",), pairs=(("small", "large"),),
+                        group_size=4, with_stats=True)
+    t = aggregate.runs_table(read_runs(out))
+    assert not t["flagged"].any() and "pgr_auroc" not in t
+    assert ((t["pgr_acc_lo"] < t["pgr_acc"]) & (t["pgr_acc"] < t["pgr_acc_hi"])).all()
+    cut = t.assign(pgr_acc_lo=[np.nan] + list(t["pgr_acc_lo"][1:]))  # a row whose PGR has no interval
+    f = aggregate.apply_flags(cut)
+    assert f["flagged"].tolist() == [True] + [False] * (len(t) - 1) and np.isnan(f["pgr_acc"][0])
+    assert f["flag_reason"][0] == "no bounded PGR interval" and np.isnan(f["pgr_acc_hi"][0])
+    assert aggregate.apply_flags(cut, threshold=0.0)["flagged"][0]
+    q = db.query(out, where="pgr_acc > -100")
+    assert len(q) == len(t) and (q["pgr_acc_lo"] < q["pgr_acc"]).all()
+    con = sqlite3.connect(out / "runs.sqlite")
+    con.execute("UPDATE results SET pgr_acc_lo = NULL WHERE method = 'xent' AND seed = 0")
+    con.commit()
+    con.close()
+    for thr in (0.0, 0.02):
+        q = db.query(out, threshold=thr).set_index(["method", "seed"])
+        assert q.loc[("xent", 0), "flagged"] and np.isnan(q.loc[("xent", 0), "pgr_acc"]), thr
+        assert not q.drop(("xent", 0))["flagged"].any(), thr
+    assert len(db.query(out, where="pgr_acc > -100")) == len(t) - 1
 
 
 def test_cli_summary_json_keys_and_sqlite_filters(tmp_path, capsys):
@@ -141,6 +171,7 @@ def test_cli_summary_json_keys_and_sqlite_filters(tmp_path, capsys):
     assert main(["results", str(out), "--summary", "--format", "json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert all(set(REQUIRED) <= set(r) for r in got) and len(got) == 4
+    assert not any("pgr_auroc" in r for r in got)  # no bare AUROC PGR
     flat = [r for r in got if r["task"] == "flat"]
     assert all(r["flagged"] and r["pgr_acc"] is None and r["pgr_acc_lo"] is None for r in flat)
     toy = [r for r in got if r["task"] == "toy"]

@@ -230,3 +230,25 @@ def test_pool_seeds_does_not_shrink_the_variance_of_identical_estimates():
     assert bound.var(c) == pytest.approx(one.var(c)) and bound.df(c) == pytest.approx(one.df(c))
     with pytest.raises(W2SError, match="same seeds"):
         stats.pool_seeds([acc, acc[:2]])
+
+
+def test_one_run_has_a_bounded_pgr_interval_exactly_when_its_gap_interval_excludes_0():
+    """For one run the gap's t interval and the PGR's Fieller interval use the same quantile (G − 1
+    df), so the gap rule already implies a bounded PGR; pgr_flag_reason adds the unbounded case."""
+    rng = np.random.default_rng(7)
+    seen = set()
+    for gap in (0.0, 0.01, 0.02, 0.03, 0.05, 0.10):
+        for _ in range(10):
+            run = _runs(rng, 1, [0.7, 0.7 + gap, 0.7 + gap / 2], shared=False, n=400)[0]
+            m = stats.seed_moments(run.acc[None, :], [run])
+            g = stats.contrast_interval(m, np.array([-1.0, 1, 0]))
+            r = stats.ratio_interval(m, np.array([-1.0, 0, 1]), np.array([-1.0, 1, 0]))
+            bounded = bool(np.isfinite(r.lo) and np.isfinite(r.hi))
+            assert bounded == (g.lo > 0), (gap, g)
+            seen.add(bounded)
+    assert seen == {True, False}
+    ok = stats.Interval(0.10, 0.05, 0.15)
+    assert stats.pgr_flag_reason(ok, stats.Interval(0.4, 0.1, 0.7)) is None
+    assert stats.pgr_flag_reason(ok, stats.Interval(0.4, float("nan"), float("nan"))) == "no bounded PGR interval"
+    assert stats.pgr_flag_reason(ok, None) is None
+    assert "under 2 points" in stats.pgr_flag_reason(stats.Interval(0.01, 0.005, 0.02), stats.Interval(0.4, 0, 1))

@@ -399,6 +399,20 @@ def flag_reason(gap: Interval, threshold: float = GAP_THRESHOLD) -> str | None:
     return None
 
 
+def pgr_flag_reason(gap: Interval, pgr: Interval | None, threshold: float = GAP_THRESHOLD) -> str | None:
+    """The one reliability rule of a PGR (runs, aggregates, the SQLite view, bench/coverage.py): the
+    gap's rule (:func:`flag_reason`), then "no bounded PGR interval" when ``pgr`` (its Fieller interval,
+    NaN bounds when unbounded or not computed) has no finite bounds: a PGR is never shown without its
+    interval. ``pgr`` None: only the gap's rule applies. For one run both intervals use the same t
+    quantile (G − 1 df), so a run whose gap interval excludes 0 has a bounded PGR interval whenever
+    it has one at all; aggregates can differ (the gap's df and the ratio's Satterthwaite df differ)."""
+    reason = flag_reason(gap, threshold)
+    if reason is None and pgr is not None and np.isfinite(pgr.value) and not (np.isfinite(pgr.lo)
+                                                                               and np.isfinite(pgr.hi)):
+        reason = "no bounded PGR interval"
+    return reason
+
+
 def flagged(gap: Interval, threshold: float = GAP_THRESHOLD) -> bool:
     """True when a PGR over ``gap`` is unreliable (see :func:`flag_reason`)."""
     return flag_reason(gap, threshold) is not None

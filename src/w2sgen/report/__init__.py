@@ -164,10 +164,10 @@ def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tu
 
     cols = [("run_id", "run"), ("method", "method"), ("weak_acc", "weak %"), ("ceiling_acc", "ceiling %"),
             ("w2s_acc", "w2s %"), ("gap", "gap pts"), ("pgr_acc", "PGR"), ("flagged", "unreliable"),
-            ("delta_pgr", f"ΔPGR vs {reference}"), ("pgr_auroc", "PGR (AUROC)"), ("w2s_auroc", "w2s AUROC %"),
+            ("delta_pgr", f"ΔPGR vs {reference}"), ("w2s_auroc", "w2s AUROC %"),
             ("weak_ece", "weak ECE %"), ("ceiling_ece", "ceiling ECE %"), ("w2s_ece", "w2s ECE %")]
     iv = {"weak_acc": ("weak_acc_lo", "weak_acc_hi"), "ceiling_acc": ("ceiling_acc_lo", "ceiling_acc_hi"),
-          "w2s_acc": ("w2s_acc_lo", "w2s_acc_hi"), "gap": ("gap_acc_lo", "gap_acc_hi"), "pgr_acc": ("pgr_lo", "pgr_hi"),
+          "w2s_acc": ("w2s_acc_lo", "w2s_acc_hi"), "gap": ("gap_acc_lo", "gap_acc_hi"), "pgr_acc": ("pgr_acc_lo", "pgr_acc_hi"),
           "delta_pgr": ("delta_lo", "delta_hi")}
     runs = t.assign(delta_pgr=t["delta_pgr"].where(~t["flagged"])) if "delta_pgr" in t else t
     out.append(("runs", "Runs", "<p>One row per run and method; intervals are over the test set's groups (the "
