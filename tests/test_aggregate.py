@@ -264,3 +264,32 @@ def test_pooled_gap_interval_holds_its_level_when_pairs_share_the_weak_floor():
             hit_pgr += pgr.contains(0.3)
     assert 0.925 <= hit_gap / reps <= 0.98
     assert n_pgr > 200 and 0.92 <= hit_pgr / n_pgr <= 0.98
+
+
+def test_one_seed_aggregates_say_their_interval_holds_test_noise_only():
+    one = aggregate.summarize(aggregate.apply_flags(rows([0.60], [0.80], [0.70])))
+    three = aggregate.summarize(aggregate.apply_flags(rows([0.60, 0.61, 0.60], [0.80, 0.81, 0.79], [0.7, 0.7, 0.71])))
+    assert one["test_noise_only"].all() and not three["test_noise_only"].any()
+    text = aggregate.format_summary(one)
+    assert f"1{aggregate.ONE_SEED}" in text and aggregate.ONE_SEED_NOTE in text
+    assert aggregate.ONE_SEED not in aggregate.format_summary(three)
+
+
+def test_a_summary_row_without_runs_says_why():
+    t = aggregate.apply_flags(rows([0.60, 0.61], [0.80, 0.81], [np.nan, np.nan]))
+    s = aggregate.summarize(t).iloc[0]
+    assert s["flagged"] and "no run with" in s["flag_reason"] and np.isnan(s["pgr_acc"])
+    text = aggregate.format_summary(aggregate.summarize(t))
+    assert "flagged: no run with" in text and "nan" not in text
+
+
+def test_summary_refuses_a_filter_on_outcomes_and_prints_the_filter(tmp_path, capsys):
+    out = write_results(tmp_path / "out", seeds=(0, 1, 2), tasks=("toy",), pairs=(("small", "large"),))
+    for where in ("pgr_acc > 0.3", "W2S_ACC > 0.5 AND seed < 2", "flagged = 0"):
+        assert main(["results", str(out), "--summary", "--where", where]) == 2, where
+        assert "selects runs on their outcomes" in capsys.readouterr().err
+    assert main(["results", str(out), "--summary", "--where", "seed < 2"]) == 0
+    text = capsys.readouterr().out
+    assert text.rstrip().endswith("rows selected by --where 'seed < 2'") and "PGR = (mean w2s" in text
+    assert main(["results", str(out), "--where", "pgr_acc > 0.3"]) == 0  # listing runs by outcome is fine
+    assert "rows selected by --where 'pgr_acc > 0.3'" in capsys.readouterr().out

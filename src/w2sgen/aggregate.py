@@ -43,14 +43,18 @@ TABLE_COLUMNS = [*KEYS, "weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_ac
 ``pgr_acc_hi``: the run's Fieller interval over its test groups. AUROCs are shown as means only: a
 PGR of AUROCs would need its own gap, interval and flag, which w2sgen does not compute."""
 NUMERIC = [c for c in TABLE_COLUMNS if c not in (*KEYS, "flagged", "uses_ground_truth")]
-SUMMARY_COLUMNS = [*RUN_KEYS, "method", "n_seeds", "weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo",
+SUMMARY_COLUMNS = [*RUN_KEYS, "method", "n_seeds", "test_noise_only", "weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo",
                    "gap_acc_hi", "pgr_acc", "pgr_acc_lo", "pgr_acc_hi", "flagged", "flag_reason", "n_flagged_runs",
                    "w2s_acc_lo", "w2s_acc_hi", "weak_auroc", "ceiling_auroc", "w2s_auroc", "majority_acc",
                    "uses_ground_truth"]
-"""``w2s results --summary``: one row per (task, weak, strong, mode, method)."""
+"""``w2s results --summary``: one row per (task, weak, strong, mode, method). ``test_noise_only``: a
+model pair has one seed, so the intervals hold the test sample's noise only, not seed-to-seed variance."""
 STATS_VERSION = 2
 """2: per-student PGR intervals (``pgr_acc_ci``); older blocks are recomputed from the predictions."""
 GT_MARK = "*"
+ONE_SEED = "†"
+ONE_SEED_NOTE = ("1 seed (in a model pair): the interval holds the test sample's noise only, not the seed-to-seed "
+                 "variance of training; run more seeds for an interval over training runs.")
 """Appended to the name of a method that reads ground truth, in every printed table."""
 
 
@@ -449,11 +453,16 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
         row: dict[str, Any] = dict(zip(by, key[:-1])) if by else {}
         row.update({"method": method, "n_seeds": int(sum(c.moments.n_seeds for c in cells)),
                     "n_cells": len(cells), "n_flagged_runs": int(g["flagged"].sum()) if "flagged" in g else 0,
+                    "test_noise_only": any(c.moments.n_seeds < 2 for c in cells),
                     "uses_ground_truth": bool(g["uses_ground_truth"].any()) if "uses_ground_truth" in g else False})
         for col in ("weak_auroc", "ceiling_auroc", "w2s_auroc", "majority_acc", "weak_ece", "ceiling_ece", "w2s_ece"):
             if col in g:
                 row[col] = float(np.nanmean(g.groupby(RUN_KEYS)[col].mean())) if g[col].notna().any() else float("nan")
-        if not cells:
+        if not cells:  # no run has every accuracy: nothing to show, and the reason says so
+            nan = float("nan")
+            row.update({c: nan for c in ("weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo", "gap_acc_hi",
+                                         "pgr_acc", "pgr_acc_lo", "pgr_acc_hi")})
+            row.update({"flagged": True, "flag_reason": "no run with weak, ceiling and w2s accuracies"})
             rows.append(row)
             continue
         m = _pool(cells)
@@ -629,19 +638,24 @@ def format_summary(summary: pd.DataFrame, threshold: float = GAP_THRESHOLD) -> s
     head = (f"{'task':<14} {'weak':<12} {'strong':<12} {'method':<16} {'seeds':>5} {'weak':>6} {'ceil':>6} "
             f"{'w2s':>6}  {'gap pts [95%]':<20} {'PGR [95%]':<22}")
     lines = [head, "-" * len(head)]
-    gt = False
+    gt = one_seed = False
     for r in summary.to_dict("records"):
+        one = bool(r.get("test_noise_only"))
+        one_seed |= one
         gt_row = bool(r.get("uses_ground_truth"))
         gt |= gt_row
         pgr = f"flagged: {r['flag_reason']}" if r.get("flagged") else _iv(r["pgr_acc"], r["pgr_acc_lo"],
                                                                           r["pgr_acc_hi"], pct=False)
         lines.append(f"{str(r['task']):<14} {str(r['weak']):<12} {str(r['strong']):<12} "
-                     f"{mark(str(r['method']), gt_row):<16} {int(r['n_seeds']):>5} {_pct(r['weak_acc']):>6} "
+                     f"{mark(str(r['method']), gt_row):<16} {str(int(r['n_seeds'])) + ONE_SEED * one:>5} "
+                     f"{_pct(r['weak_acc']):>6} "
                      f"{_pct(r['ceiling_acc']):>6} {_pct(r['w2s_acc']):>6}  "
                      f"{_iv(r['gap_acc'], r['gap_acc_lo'], r['gap_acc_hi']):<20} {pgr}")
     lines.append(f"PGR = (mean w2s − mean weak) / (mean ceiling − mean weak) over seeds; 95% intervals "
                  f"({stats.INTERVAL_METHOD}, bench/coverage.py). Flagged: the gap is under {100 * threshold:g} "
                  "points or its interval includes 0 (no PGR shown).")
+    if one_seed:
+        lines.append(f"{ONE_SEED} {ONE_SEED_NOTE}")
     if gt:
         lines.append(f"{GT_MARK} reads ground truth (not a weak-to-strong method; never ranked).")
     return "\n".join(lines)

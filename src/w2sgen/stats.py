@@ -226,9 +226,9 @@ def seed_moments(acc: np.ndarray, runs: Sequence[GroupedRun] | None = None, betw
     """
     acc = np.asarray(acc, dtype=float)
     s, k = acc.shape
-    mean = acc.mean(0)
     if s == 0:
         return Moments(np.full(k, np.nan), (), 0)
+    mean = acc.mean(0)
     runs = list(runs) if runs is not None else None
     if runs is not None and len(runs) != s:
         raise W2SError(f"seed_moments: {s} seeds but {len(runs)} grouped runs")

@@ -91,6 +91,7 @@ def test_report_is_one_self_contained_file(results, tmp_path):
     assert all(p.parent == tmp_path / "r" / "plots" for p in info.plots)
     assert '"alpha_max"' not in html and "&quot;lr&quot;: 0.003" in html  # configs, escaped
     assert "AUROC)" not in html  # no PGR of AUROCs: it has no gap, interval or flag of its own
+    assert "1 seed (in a model pair): the interval holds the test sample" in html  # the task "flat" has one seed
 
 
 def test_a_value_without_its_interval_says_so():
