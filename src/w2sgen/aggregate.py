@@ -435,10 +435,15 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
 
     Within a row, each cell (task, weak, strong, mode) gives the mean over its seeds; several cells
     (``by`` coarser than a cell, e.g. ("task",) or ()) are averaged, the cells of a task with equal
-    weight, then the tasks with equal weight, and their covariances combined (``stats.combine``). PGR = (w2s − weak)/(ceiling − weak) of those means
-    with Fieller's interval; flagged (PGR and its bounds NaN) when the gap's interval includes 0,
-    the gap is under ``threshold``, or the PGR interval is unbounded. ``preds`` (the runs'
-    predictions) adds the test noise measured over groups; without it the seeds alone measure it.
+    weight (their covariance estimated jointly, ``_pool``), then the tasks with equal weight
+    (independent: ``stats.combine``). PGR = (w2s − weak)/(ceiling − weak) of those means with
+    Fieller's interval; flagged (PGR and its bounds NaN) by ``stats.pgr_flag_reason``: the gap's
+    interval includes 0, the gap is under ``threshold``, or the PGR interval is unbounded. The gap
+    (``gap_interval``) is over the runs this method's aggregate uses, the seeds where its accuracies
+    are finite: methods with the same runs show the same gap and flag, a method missing a run may
+    not. ``preds`` (the runs' predictions) adds the test noise measured over groups; without it the
+    seeds alone measure it. ``test_noise_only``: some cell has one seed. A row whose method has no
+    run with every accuracy is flagged with that reason.
     """
     by = list(by)
     rows = []
@@ -479,8 +484,10 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
 
 
 def gap_interval(units: list[pd.DataFrame], preds: Predictions | None, level: float = LEVEL) -> stats.Interval:
-    """The gap ceiling − weak of ``units`` (cells' rows), pooled as the aggregates pool: from the weak
-    and ceiling accuracies alone, so every method of a cell shows the same gap and flag."""
+    """The gap ceiling − weak of ``units`` (cells' rows), pooled as the aggregates pool, from the weak
+    and ceiling accuracies alone: methods whose aggregates use the same runs show the same gap and
+    flag (``units`` holds the runs a method's aggregate uses, so a method that lacks a run's
+    accuracy can show a different gap)."""
     cells = [cell_moments(u, ["weak_acc", "ceiling_acc"], ["weak", "ceiling"], preds) for u in units]
     cells = [c for c in cells if c.moments.n_seeds]
     if not cells:
