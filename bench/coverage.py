@@ -83,27 +83,28 @@ BOOT = ("pct-seeds", "bca-seeds", "hier-boot", "old-mean-ratios")
 MAIN = stats.INTERVAL_METHOD
 
 
-def simulate(rng: np.random.Generator, reps: int, seeds: int, acc: np.ndarray, design: str
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(T (R, S, G, 4) correct answers per group, p (R, S, 4) each seed's true accuracies)."""
-    g = N_TEST // GROUP
-    p = np.clip(acc + rng.normal(size=(reps, seeds, 4)) * SD, 0.001, 0.999)  # (R, S, 4)
+def simulate(rng: np.random.Generator, reps: int, seeds: int, acc: np.ndarray, design: str,
+             sd: np.ndarray = SD) -> tuple[np.ndarray, np.ndarray]:
+    """(T (R, S, G, K) correct answers per group, p (R, S, K) each seed's true accuracies) of K stages
+    with true accuracies ``acc`` (K,) and seed-to-seed SDs ``sd`` (K,)."""
+    g, k = N_TEST // GROUP, len(acc)
+    p = np.clip(acc + rng.normal(size=(reps, seeds, k)) * sd, 0.001, 0.999)  # (R, S, K)
 
-    def outcomes(prob: np.ndarray, s: int) -> np.ndarray:  # prob (R, s, 4) -> (R, s, N, 4) bool
-        tied = rng.random((reps, s, N_TEST, 4)) < np.sqrt(ICC)
-        group = np.repeat(rng.random((reps, s, g, 4)) < prob[:, :, None], GROUP, axis=2)
-        own = rng.random((reps, s, N_TEST, 4)) < prob[:, :, None]
+    def outcomes(prob: np.ndarray, s: int) -> np.ndarray:  # prob (R, s, K) -> (R, s, N, K) bool
+        tied = rng.random((reps, s, N_TEST, k)) < np.sqrt(ICC)
+        group = np.repeat(rng.random((reps, s, g, k)) < prob[:, :, None], GROUP, axis=2)
+        own = rng.random((reps, s, N_TEST, k)) < prob[:, :, None]
         return np.where(tied, group, own)
 
     if design == "fresh":
         x = outcomes(p, seeds)
     else:  # one test set: an outcome is shared across seeds w.p. SHARED_FRACTION, else the seed's own
-        base = outcomes(np.broadcast_to(acc, (reps, 1, 4)), 1)
+        base = outcomes(np.broadcast_to(acc, (reps, 1, k)), 1)
         own_p = np.clip(acc + (p - acc) / (1 - SHARED_FRACTION), 0.001, 0.999)
         share = rng.random((reps, seeds, N_TEST, 1)) < SHARED_FRACTION
         x = np.where(share, base, outcomes(own_p, seeds))
         p = SHARED_FRACTION * acc + (1 - SHARED_FRACTION) * own_p  # the seeds' true accuracies after clipping
-    return x.reshape(reps, seeds, g, GROUP, 4).sum(3).astype(float), p
+    return x.reshape(reps, seeds, g, GROUP, k).sum(3).astype(float), p
 
 
 METHODS = {"fieller-vc": ("vc", "fieller"), "fieller-t": ("t", "fieller"), "delta-t": ("t", "delta"),
