@@ -144,6 +144,7 @@ def test_methods_that_read_ground_truth_are_marked_and_not_ranked(tmp_path):
     info = build_report(out, n_boot=50)
     html = info.path.read_text()
     assert "probe_ladder*" in html and "read ground truth" in html
+    assert "no correction for multiple comparisons" in html  # the ranking says what its wins are worth
     from w2sgen.report import summary_tables
 
     data = collect(out, n_boot=20)
