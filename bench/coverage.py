@@ -14,17 +14,19 @@ Choices the issue leaves open, made once here and not varied: the weak accuracy 
 accuracies are truth + independent normal shifts (clipped to [0.001, 0.999]); an example's
 correctness is independent across stages given the accuracies; within a group, a stage's outcome
 is the group's draw with probability √0.2 and the example's own draw otherwise (correlation
-exactly 0.2). ``--design fresh`` (default: every seed draws its own test set, w2sgen's default
-split seed = seed) or ``shared`` (a robustness check: every seed scores the same examples, and each
-example's outcome is one shared across seeds with probability 1/2).
+exactly 0.2). ``--design shared`` (default) or ``fresh``. Shared: every seed scores the same test
+examples, and each example's outcome is one shared across seeds with probability 1/2 — the common
+case in w2sgen, where a task with its own test pool (most tasks) uses the same test split for every
+seed. Fresh: every seed draws its own test set (a task without a test pool, whose test split is
+carved from the training pool with split seed = seed, unless ``splits.pool_seed`` fixes it).
 
-An experiment is flagged as w2sgen flags an aggregate: the gap's 95% interval (each analytic
-method's own: ``stats.seed_moments`` + ``stats.contrast_interval``; the bootstrap methods use
-w2sgen's) includes 0 or the mean gap is under 2 points. Coverage counts unflagged experiments only
-(a flagged PGR is not shown; an unbounded interval counts as covering); a cell (gap × seeds,
-pooled over PGR and ΔPGR) is flagged when under half its experiments are unflagged, and the pooled
-coverage is over the unflagged experiments of the unflagged cells. Every method is scored on the
-same experiments. Methods:
+A PGR (ΔPGR) is flagged as w2sgen flags an aggregate (``stats.pgr_flag_reason``, as
+``w2sgen.aggregate.ratio_row``): the gap's 95% interval (each analytic method's own:
+``stats.seed_moments`` + ``stats.contrast_interval``; the bootstrap methods use w2sgen's) includes 0,
+the mean gap is under 2 points, or the ratio's own interval is unbounded. Coverage counts the
+experiments whose PGR (ΔPGR) is shown; a cell (gap × seeds) is flagged when under half its
+experiments show a PGR, and the pooled coverage is over the shown experiments of the unflagged
+cells. Every method is scored on the same experiments. Methods:
 
 * ``fieller-vc`` (w2sgen's, ``stats.INTERVAL_METHOD``): Fieller's interval for the ratio of means,
   t quantile with Satterthwaite df; covariance of the means from variance components: the test
@@ -42,7 +44,7 @@ same experiments. Methods:
 Also printed: the coverage of one run's gap interval (cluster-robust over groups, what ``run.json``
 stores and the run flag uses) for that seed's true gap.
 
-Usage: ``python bench/coverage.py [--quick] [--reps N] [--design fresh|shared] [--boot-reps N]``.
+Usage: ``python bench/coverage.py [--quick] [--reps N] [--design shared|fresh] [--boot-reps N]``.
 The last line is ``summary: coverage_pgr=X coverage_delta=Y runs=N`` (w2sgen's method, pooled).
 """
 
@@ -81,27 +83,28 @@ BOOT = ("pct-seeds", "bca-seeds", "hier-boot", "old-mean-ratios")
 MAIN = stats.INTERVAL_METHOD
 
 
-def simulate(rng: np.random.Generator, reps: int, seeds: int, acc: np.ndarray, design: str
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(T (R, S, G, 4) correct answers per group, p (R, S, 4) each seed's true accuracies)."""
-    g = N_TEST // GROUP
-    p = np.clip(acc + rng.normal(size=(reps, seeds, 4)) * SD, 0.001, 0.999)  # (R, S, 4)
+def simulate(rng: np.random.Generator, reps: int, seeds: int, acc: np.ndarray, design: str,
+             sd: np.ndarray = SD) -> tuple[np.ndarray, np.ndarray]:
+    """(T (R, S, G, K) correct answers per group, p (R, S, K) each seed's true accuracies) of K stages
+    with true accuracies ``acc`` (K,) and seed-to-seed SDs ``sd`` (K,)."""
+    g, k = N_TEST // GROUP, len(acc)
+    p = np.clip(acc + rng.normal(size=(reps, seeds, k)) * sd, 0.001, 0.999)  # (R, S, K)
 
-    def outcomes(prob: np.ndarray, s: int) -> np.ndarray:  # prob (R, s, 4) -> (R, s, N, 4) bool
-        tied = rng.random((reps, s, N_TEST, 4)) < np.sqrt(ICC)
-        group = np.repeat(rng.random((reps, s, g, 4)) < prob[:, :, None], GROUP, axis=2)
-        own = rng.random((reps, s, N_TEST, 4)) < prob[:, :, None]
+    def outcomes(prob: np.ndarray, s: int) -> np.ndarray:  # prob (R, s, K) -> (R, s, N, K) bool
+        tied = rng.random((reps, s, N_TEST, k)) < np.sqrt(ICC)
+        group = np.repeat(rng.random((reps, s, g, k)) < prob[:, :, None], GROUP, axis=2)
+        own = rng.random((reps, s, N_TEST, k)) < prob[:, :, None]
         return np.where(tied, group, own)
 
     if design == "fresh":
         x = outcomes(p, seeds)
     else:  # one test set: an outcome is shared across seeds w.p. SHARED_FRACTION, else the seed's own
-        base = outcomes(np.broadcast_to(acc, (reps, 1, 4)), 1)
+        base = outcomes(np.broadcast_to(acc, (reps, 1, k)), 1)
         own_p = np.clip(acc + (p - acc) / (1 - SHARED_FRACTION), 0.001, 0.999)
         share = rng.random((reps, seeds, N_TEST, 1)) < SHARED_FRACTION
         x = np.where(share, base, outcomes(own_p, seeds))
         p = SHARED_FRACTION * acc + (1 - SHARED_FRACTION) * own_p  # the seeds' true accuracies after clipping
-    return x.reshape(reps, seeds, g, GROUP, 4).sum(3).astype(float), p
+    return x.reshape(reps, seeds, g, GROUP, k).sum(3).astype(float), p
 
 
 METHODS = {"fieller-vc": ("vc", "fieller"), "fieller-t": ("t", "fieller"), "delta-t": ("t", "delta"),
@@ -109,11 +112,12 @@ METHODS = {"fieller-vc": ("vc", "fieller"), "fieller-t": ("t", "fieller"), "delt
 
 
 def analytic(t: np.ndarray, design: str) -> dict[str, np.ndarray]:
-    """Per experiment and analytic method: its flag (its own gap interval) and its PGR and ΔPGR
-    bounds, (R, 5); and one run's gap interval (R, 2)."""
+    """Per experiment and analytic method, (R, 6): the PGR's flag (``stats.pgr_flag_reason``: its own
+    gap interval, or an unbounded PGR interval) and bounds, the ΔPGR's flag and bounds; and one
+    run's gap interval (R, 2)."""
     reps, s, g, _ = t.shape
     sizes = np.full(g, float(GROUP))
-    out = {m: np.full((reps, 5), np.nan) for m in ANALYTIC}  # flag, pgr lo, hi, delta lo, hi
+    out = {m: np.full((reps, 6), np.nan) for m in ANALYTIC}  # flag, pgr lo, hi, flag, delta lo, hi
     out["run_gap"] = np.full((reps, 2), np.nan)
     for r in range(reps):
         keys = [np.arange(g) + (0 if design == "shared" else i * g) for i in range(s)]
@@ -127,10 +131,11 @@ def analytic(t: np.ndarray, design: str) -> dict[str, np.ndarray]:
         one = stats.contrast_interval(stats.seed_moments(acc[:1, :2], floor_ceiling[:1]), GAP2, LEVEL)
         out["run_gap"][r] = one.lo, one.hi
         for m, (between, kind) in METHODS.items():
-            flag = stats.flagged(gaps[between], THRESHOLD)
             iv = stats.ratio_interval(mom[between], *PGR_C, LEVEL, kind)
             dv = stats.ratio_interval(mom[between], *DELTA_C, LEVEL, kind)
-            out[m][r] = flag, iv.lo, iv.hi, dv.lo, dv.hi
+            flag_p = stats.pgr_flag_reason(gaps[between], iv, THRESHOLD) is not None
+            flag_d = stats.pgr_flag_reason(gaps[between], dv, THRESHOLD) is not None
+            out[m][r] = flag_p, iv.lo, iv.hi, flag_d, dv.lo, dv.hi
     return out
 
 
@@ -220,43 +225,49 @@ def run(reps: int, boot_reps: int, n_boot: int, design: str, seed: int) -> dict:
                     nb = min(boot_reps, reps)
                     b = boots(rng, t[:nb], n_boot, design)
                     run_gap_true = p[:, 0, C] - p[:, 0, W]
-                    main_flag = a[MAIN][:, :1]
+                    flag_p, flag_d = a[MAIN][:nb, :1], a[MAIN][:nb, 3:4]  # w2sgen's flags for the bootstraps
                     rows.append({"truth": (truth_pgr, truth_delta),
                                  "run_gap_cover": (a["run_gap"][:, 0] <= run_gap_true) & (run_gap_true <= a["run_gap"][:, 1]),
                                  **{m: a[m] for m in ANALYTIC},
-                                 **{m: np.concatenate([main_flag[:nb], b[m]], axis=1) for m in BOOT}})
+                                 **{m: np.concatenate([flag_p, b[m][:, :2], flag_d, b[m][:, 2:]], axis=1)
+                                    for m in BOOT}})
             cells[(s, gap)] = rows
     return cells
 
 
+def _shown(x: np.ndarray) -> np.ndarray:
+    """(R, 3) flag, lo, hi -> which experiments show the ratio: unflagged with finite bounds."""
+    return (x[:, 0] == 0) & np.isfinite(x[:, 1]) & np.isfinite(x[:, 2])
+
+
 def score(cells: dict) -> tuple[list[dict], dict]:
-    """Per (method, seeds, gap): flagged share, coverage of PGR and ΔPGR among unflagged runs."""
-    table, pooled = [], {m: [0, 0, 0] for m in (*ANALYTIC, *BOOT)}
+    """Per (method, seeds, gap): the share of experiments that show a PGR, and the coverage of PGR
+    and ΔPGR among the experiments that show it (a flagged or unbounded interval is not shown)."""
+    table, pooled = [], {m: [0, 0, 0, 0] for m in (*ANALYTIC, *BOOT)}  # hits PGR, hits ΔPGR, n PGR, n ΔPGR
     for (s, gap), rows in cells.items():
         for m in (*ANALYTIC, *BOOT):
-            hit_p = hit_d = n = n_all = 0
+            hit_p = hit_d = n = n_d = n_all = 0
             widths = []
             for r in rows:
-                ok = r[m][:, 0] == 0
-                lo_p, hi_p, lo_d, hi_d = r[m][ok, 1:].T
-                lo_p, lo_d = np.nan_to_num(lo_p, nan=-np.inf), np.nan_to_num(lo_d, nan=-np.inf)  # unbounded covers
-                hi_p, hi_d = np.nan_to_num(hi_p, nan=np.inf), np.nan_to_num(hi_d, nan=np.inf)
+                ok_p, ok_d = _shown(r[m][:, 0:3]), _shown(r[m][:, 3:6])
+                lo_p, hi_p = r[m][ok_p, 1:3].T
+                lo_d, hi_d = r[m][ok_d, 4:6].T
                 tp, td = r["truth"]
                 hit_p += int(((lo_p <= tp) & (tp <= hi_p)).sum())
                 hit_d += int(((lo_d <= td) & (td <= hi_d)).sum())
-                n += int(ok.sum())
-                n_all += len(ok)
+                n += int(ok_p.sum())
+                n_d += int(ok_d.sum())
+                n_all += len(ok_p)
                 widths.append(hi_p - lo_p)
             w = np.concatenate(widths)
             share = n / n_all if n_all else 0.0
             row = {"method": m, "seeds": s, "gap": gap, "unflagged": share, "n": n,
-                   "cov_pgr": hit_p / n if n else float("nan"), "cov_delta": hit_d / n if n else float("nan"),
+                   "cov_pgr": hit_p / n if n else float("nan"), "cov_delta": hit_d / n_d if n_d else float("nan"),
                    "width": float(np.median(w)) if len(w) else float("nan"), "cell_flagged": share < 0.5}
             table.append(row)
             if not row["cell_flagged"]:
-                pooled[m][0] += hit_p
-                pooled[m][1] += hit_d
-                pooled[m][2] += n
+                for i, v in enumerate((hit_p, hit_d, n, n_d)):
+                    pooled[m][i] += v
     return table, pooled
 
 
@@ -276,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, help="experiments per (gap, seeds, PGR, ΔPGR) cell (default 1000; quick 250)")
     ap.add_argument("--boot-reps", type=int, help="of those, how many the bootstrap methods score (default 500; quick 100)")
     ap.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples (default 1000; quick 400)")
-    ap.add_argument("--design", choices=["fresh", "shared"], default="fresh")
+    ap.add_argument("--design", choices=["shared", "fresh"], default="shared",
+                    help="shared: one test set for every seed (a task with its own test pool; default); fresh: "
+                         "a test set per seed")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     reps = a.reps or (250 if a.quick else 1000)
@@ -289,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.time() - t0
     print(f"coverage of 95% intervals; design {a.design}; {reps} experiments per (gap, seeds, PGR, ΔPGR) cell "
           f"({min(boot_reps, reps)} for bootstrap methods, {n_boot} resamples); weak {WEAK:.0%}, test "
-          f"{N_TEST} in groups of {GROUP}, ICC {ICC}; flag: gap t-interval includes 0 or gap < {100 * THRESHOLD:g} pts")
+          f"{N_TEST} in groups of {GROUP}, ICC {ICC}; flag: gap t-interval includes 0, gap < {100 * THRESHOLD:g} pts "
+          "or the ratio's interval unbounded")
     print(f"{'method':<16} {'seeds':>5} {'gap':>5} {'unflagged':>9} {'n':>6} {'cov PGR':>8} {'cov ΔPGR':>9} "
           f"{'PGR width':>10}")
     for r in table:
@@ -297,9 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['method']:<16} {r['seeds']:>5} {100 * r['gap']:>4.0f}p {r['unflagged']:>9.1%} {r['n']:>6} "
               f"{r['cov_pgr']:>8.3f} {r['cov_delta']:>9.3f} {r['width']:>10.3f}{mark}")
     print("\npooled over the unflagged experiments of unflagged cells (worst unflagged cell in brackets):")
-    for m, (hp, hd, n) in pooled.items():
+    for m, (hp, hd, n, nd) in pooled.items():
         ok = [r for r in table if r["method"] == m and not r["cell_flagged"]]
-        print(f"  {m:<16} PGR {hp / max(n, 1):.3f} [{min(r['cov_pgr'] for r in ok):.3f}]  ΔPGR {hd / max(n, 1):.3f} "
+        print(f"  {m:<16} PGR {hp / max(n, 1):.3f} [{min(r['cov_pgr'] for r in ok):.3f}]  ΔPGR {hd / max(nd, 1):.3f} "
               f"[{min(r['cov_delta'] for r in ok):.3f}]  n = {n}; median PGR width at 3 seeds, 10-point gap "
               f"{next(r['width'] for r in table if r['method'] == m and r['seeds'] == 3 and r['gap'] == 0.10):.2f}")
     gaps = [np.concatenate([r["run_gap_cover"] for r in rows]) for rows in cells.values()]
@@ -308,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     load1 = os.getloadavg()
     print(f"wall {wall:.0f}s on {cpu_name()} ({os.cpu_count()} cores); load average (1 min) {load0[0]:.2f} at "
           f"start, {load1[0]:.2f} at end")
-    hp, hd, n = pooled[MAIN]
-    print(f"summary: coverage_pgr={hp / max(n, 1):.3f} coverage_delta={hd / max(n, 1):.3f} runs={n}")
+    hp, hd, n, nd = pooled[MAIN]
+    print(f"summary: coverage_pgr={hp / max(n, 1):.3f} coverage_delta={hd / max(nd, 1):.3f} runs={n}")
     return 0
 
 

@@ -126,3 +126,48 @@ def test_coverage_bench_smoke(capsys):
     for method in (*mod.ANALYTIC, *mod.BOOT):
         assert sum(line.startswith(f"{method} ") for line in lines) == 10, method  # 5 gaps x 2 seed counts
     assert mod.MAIN == "fieller-vc"
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_coverage_bench_counts_an_unbounded_interval_as_flagged_not_as_covering(monkeypatch):
+    """w2sgen shows no PGR when its interval is unbounded (stats.pgr_flag_reason): the bench scores
+    such an experiment as flagged, never as a hit."""
+    import numpy as np
+
+    mod = _load(COVERAGE_BENCH, "w2s_bench_coverage_flags")
+    nan = float("nan")
+    shown = np.array([[0, 0.1, 0.5, 0, -0.1, 0.1]] * 3)  # PGR [0.1, 0.5] covers 0.3, ΔPGR covers 0
+    unbounded = np.array([[0, nan, nan, 0, nan, nan]] * 2)
+    x = np.concatenate([shown, unbounded])
+    rows = [{"truth": (0.3, 0.0), **{m: x for m in (*mod.ANALYTIC, *mod.BOOT)}, "run_gap_cover": np.ones(5, bool)}]
+    table, pooled = mod.score({(3, 0.10): rows})
+    r = next(r for r in table if r["method"] == mod.MAIN)
+    assert r["n"] == 3 and r["unflagged"] == 0.6 and r["cov_pgr"] == 1.0 and r["cov_delta"] == 1.0
+    # analytic(): an unbounded Fieller interval raises the experiment's flag
+    rng = np.random.default_rng(0)
+    t, _ = mod.simulate(rng, 2, 3, np.array([0.7, 0.9, 0.76, 0.8]), "shared")
+    assert (mod.analytic(t, "shared")[mod.MAIN][:, [0, 3]] == 0).all()  # a 20-point gap: shown
+    monkeypatch.setattr(mod.stats, "ratio_interval", lambda *a, **k: mod.stats.Interval(0.3, nan, nan))
+    assert (mod.analytic(t, "shared")[mod.MAIN][:, [0, 3]] == 1).all()
+
+
+def test_methods_bench_overall_prints_the_gap_and_the_multiple_comparison_note(capsys):
+    import pandas as pd
+
+    mod = _load(METHODS_BENCH, "w2s_bench_methods_overall")
+    row = dict(group="encoder", runs=6, uses_ground_truth=False, pgr_acc=0.4, pgr_acc_lo=0.2, pgr_acc_hi=0.6,
+               flagged=False, flag_reason=None, gap_acc=0.10, gap_acc_lo=0.07, gap_acc_hi=0.13, delta_pgr=0.1,
+               delta_pgr_lo=-0.1, delta_pgr_hi=0.3, delta_flagged=False, delta_acc=0.01, delta_acc_lo=0.002,
+               delta_acc_hi=0.018, tasks_won=1, tasks_lost=0, tasks=1, cost=1.0)
+    o = pd.DataFrame([dict(row, method="xent"), dict(row, method="logconf")])
+    mod.print_overall(o)
+    out = capsys.readouterr().out
+    assert "+10.0 [+7.0, +13.0]" in out and "gap pts" in out  # the overall gap, with its interval
+    assert "above xent (Δacc interval > 0): logconf" in out and "no correction for multiple comparisons" in out

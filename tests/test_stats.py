@@ -199,3 +199,56 @@ def test_flag_rule(gap, lo, reason):
 def test_flag_threshold_is_configurable():
     assert stats.flagged(stats.Interval(0.04, 0.01, 0.07), threshold=0.05)
     assert not stats.flagged(stats.Interval(0.04, 0.01, 0.07), threshold=0.02)
+
+
+def test_mean_run_carries_the_test_noise_of_the_mean():
+    """Runs on one test set add their noise within a group (identical runs: the noise of one run);
+    runs on disjoint test sets are independent (a quarter of the sum for two)."""
+    rng = np.random.default_rng(5)
+    a, b = _runs(rng, 2, [0.6, 0.8], shared=False)
+    same = stats.mean_run([a, a])
+    assert np.allclose(same.acc, a.acc) and np.allclose(stats.cluster_cov(same), stats.cluster_cov(a))
+    both = stats.mean_run([a, b])
+    assert np.allclose(both.acc, (a.acc + b.acc) / 2)
+    g = len(a.keys)  # the union has 2g groups: the small-sample factors G/(G−1) differ
+    want = (stats.cluster_cov(a) + stats.cluster_cov(b)) / 4 * (g - 1) / g * (2 * g) / (2 * g - 1)
+    assert np.allclose(stats.cluster_cov(both), want)
+
+
+def test_pool_seeds_does_not_shrink_the_variance_of_identical_estimates():
+    """Two model pairs whose accuracies move together seed by seed: their mean is no more precise than
+    one of them (the independent combination would halve the variance)."""
+    rng = np.random.default_rng(6)
+    runs = _runs(rng, 3, [0.6, 0.8], shared=False)
+    acc = np.stack([r.acc for r in runs])
+    one = stats.seed_moments(acc, runs)
+    two = stats.pool_seeds([acc, acc], [runs, runs])
+    c = np.array([-1.0, 1.0])
+    assert two.var(c) == pytest.approx(one.var(c)) and two.df(c) == pytest.approx(one.df(c))
+    assert stats.combine([one, one]).var(c) == pytest.approx(one.var(c) / 2)  # what pooling as independent gave
+    bound = stats.combine([one, one], dependent=True)
+    assert bound.var(c) == pytest.approx(one.var(c)) and bound.df(c) == pytest.approx(one.df(c))
+    with pytest.raises(W2SError, match="same seeds"):
+        stats.pool_seeds([acc, acc[:2]])
+
+
+def test_one_run_has_a_bounded_pgr_interval_exactly_when_its_gap_interval_excludes_0():
+    """For one run the gap's t interval and the PGR's Fieller interval use the same quantile (G − 1
+    df), so the gap rule already implies a bounded PGR; pgr_flag_reason adds the unbounded case."""
+    rng = np.random.default_rng(7)
+    seen = set()
+    for gap in (0.0, 0.01, 0.02, 0.03, 0.05, 0.10):
+        for _ in range(10):
+            run = _runs(rng, 1, [0.7, 0.7 + gap, 0.7 + gap / 2], shared=False, n=400)[0]
+            m = stats.seed_moments(run.acc[None, :], [run])
+            g = stats.contrast_interval(m, np.array([-1.0, 1, 0]))
+            r = stats.ratio_interval(m, np.array([-1.0, 0, 1]), np.array([-1.0, 1, 0]))
+            bounded = bool(np.isfinite(r.lo) and np.isfinite(r.hi))
+            assert bounded == (g.lo > 0), (gap, g)
+            seen.add(bounded)
+    assert seen == {True, False}
+    ok = stats.Interval(0.10, 0.05, 0.15)
+    assert stats.pgr_flag_reason(ok, stats.Interval(0.4, 0.1, 0.7)) is None
+    assert stats.pgr_flag_reason(ok, stats.Interval(0.4, float("nan"), float("nan"))) == "no bounded PGR interval"
+    assert stats.pgr_flag_reason(ok, None) is None
+    assert "under 2 points" in stats.pgr_flag_reason(stats.Interval(0.01, 0.005, 0.02), stats.Interval(0.4, 0, 1))

@@ -37,17 +37,24 @@ RUN_KEYS = ["task", "weak", "strong", "mode"]
 """A cell: the runs of one (task, weak, strong, mode), one per seed."""
 KEYS = [*RUN_KEYS, "method", "seed"]
 TABLE_COLUMNS = [*KEYS, "weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo", "gap_acc_hi", "flagged",
-                 "pgr_acc", "weak_auroc", "ceiling_auroc", "w2s_auroc", "pgr_auroc", "majority_acc",
+                 "pgr_acc", "pgr_acc_lo", "pgr_acc_hi", "weak_auroc", "ceiling_auroc", "w2s_auroc", "majority_acc",
                  "uses_ground_truth"]
-"""The per-run results table: one row per (run, method); accuracies are fractions."""
+"""The per-run results table: one row per (run, method); accuracies are fractions. ``pgr_acc_lo`` /
+``pgr_acc_hi``: the run's Fieller interval over its test groups. AUROCs are shown as means only: a
+PGR of AUROCs would need its own gap, interval and flag, which w2sgen does not compute."""
 NUMERIC = [c for c in TABLE_COLUMNS if c not in (*KEYS, "flagged", "uses_ground_truth")]
-SUMMARY_COLUMNS = [*RUN_KEYS, "method", "n_seeds", "weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo",
+SUMMARY_COLUMNS = [*RUN_KEYS, "method", "n_seeds", "test_noise_only", "weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo",
                    "gap_acc_hi", "pgr_acc", "pgr_acc_lo", "pgr_acc_hi", "flagged", "flag_reason", "n_flagged_runs",
-                   "w2s_acc_lo", "w2s_acc_hi", "weak_auroc", "ceiling_auroc", "w2s_auroc", "pgr_auroc",
-                   "majority_acc", "uses_ground_truth"]
-"""``w2s results --summary``: one row per (task, weak, strong, mode, method)."""
-STATS_VERSION = 1
+                   "w2s_acc_lo", "w2s_acc_hi", "weak_auroc", "ceiling_auroc", "w2s_auroc", "majority_acc",
+                   "uses_ground_truth"]
+"""``w2s results --summary``: one row per (task, weak, strong, mode, method). ``test_noise_only``: a
+model pair has one seed, so the intervals hold the test sample's noise only, not seed-to-seed variance."""
+STATS_VERSION = 2
+"""2: per-student PGR intervals (``pgr_acc_ci``); older blocks are recomputed from the predictions."""
 GT_MARK = "*"
+ONE_SEED = "†"
+ONE_SEED_NOTE = ("1 seed (in a model pair): the interval holds the test sample's noise only, not the seed-to-seed "
+                 "variance of training; run more seeds for an interval over training runs.")
 """Appended to the name of a method that reads ground truth, in every printed table."""
 
 
@@ -62,14 +69,16 @@ def _hash_ids(ids: Iterable[Any]) -> str:
 
 
 def gap_stats(y: np.ndarray, groups: np.ndarray, weak: np.ndarray | None, ceiling: np.ndarray | None,
-              ids: Sequence[Any], threshold: float = GAP_THRESHOLD, level: float = LEVEL) -> dict[str, Any]:
-    """A run's ``stats`` block: the test gap ceiling − weak with its interval and the flag.
+              ids: Sequence[Any], threshold: float = GAP_THRESHOLD, level: float = LEVEL,
+              students: dict[str, np.ndarray | None] | None = None) -> dict[str, Any]:
+    """A run's ``stats`` block: the test gap ceiling − weak with its interval and the flag, and each
+    student's PGR interval (``pgr_acc_ci``: method -> [lo, hi], None when unbounded or unknown).
 
-    y (N,) test labels, groups (N,) their groups (the unit the test set was drawn in), weak and
-    ceiling (N, K) test probabilities. The interval is the t interval of the cluster-robust
-    covariance over groups (``stats.seed_moments`` of one run): it covers this run's models on the
-    test distribution. ``majority_acc`` is the share of the most frequent class in test (the
-    accuracy of always answering it).
+    y (N,) test labels, groups (N,) their groups (the unit the test set was drawn in), weak,
+    ceiling and ``students`` (method -> (N, K)) test probabilities. The intervals come from the
+    cluster-robust covariance over groups (``stats.seed_moments`` of one run; t for the gap,
+    Fieller for PGR): they cover this run's models on the test distribution. ``majority_acc`` is the
+    share of the most frequent class in test (the accuracy of always answering it).
     """
     y = np.asarray(y)
     out: dict[str, Any] = {"version": STATS_VERSION, "level": level, "threshold": threshold,
@@ -77,39 +86,64 @@ def gap_stats(y: np.ndarray, groups: np.ndarray, weak: np.ndarray | None, ceilin
                            "n_groups": int(len(np.unique(np.asarray(groups).astype(str)))) if len(y) else 0,
                            "majority_acc": float(np.bincount(y).max() / len(y)) if len(y) else None,
                            "test_ids": _hash_ids(ids)}
+    ci: dict[str, list[float] | None] = {}
     if weak is None or ceiling is None or not len(y):
         gap = stats.Interval(float("nan"), float("nan"), float("nan"))
     else:
         right = np.stack([np.argmax(weak, 1) == y, np.argmax(ceiling, 1) == y], axis=1)  # (N, 2)
         run = stats.group_sums(groups, right)
         gap = stats.contrast_interval(stats.seed_moments(run.acc[None, :], [run]), np.array([-1.0, 1.0]), level)
+        ci = _pgr_intervals(y, groups, weak, ceiling, students or {}, level)
     reason = stats.flag_reason(gap, threshold)
     out.update({"gap_acc": gap.value, "gap_acc_lo": gap.lo, "gap_acc_hi": gap.hi, "flagged": reason is not None,
-                "flag_reason": reason})
+                "flag_reason": reason, "pgr_acc_ci": ci})
+    return out
+
+
+def _pgr_intervals(y: np.ndarray, groups: np.ndarray, weak: np.ndarray, ceiling: np.ndarray,
+                   students: dict[str, np.ndarray | None], level: float) -> dict[str, list[float] | None]:
+    """Each student's PGR = (w2s − weak)/(ceiling − weak) on one run's test set, Fieller over groups:
+    method -> [lo, hi], None when the interval is unbounded or the student has no test predictions."""
+    names = [m for m, p in students.items() if p is not None]
+    right = np.stack([np.argmax(p, 1) == y for p in (weak, ceiling, *(students[m] for m in names))], axis=1)
+    run = stats.group_sums(groups, right)  # (G, 2 + M)
+    m = stats.seed_moments(run.acc[None, :], [run])
+    e = np.eye(right.shape[1])
+    out: dict[str, list[float] | None] = {name: None for name in students}
+    for j, name in enumerate(names):
+        iv = stats.ratio_interval(m, e[2 + j] - e[0], e[1] - e[0], level)
+        out[name] = [iv.lo, iv.hi] if np.isfinite(iv.lo) and np.isfinite(iv.hi) else None
     return out
 
 
 def finish_run(rec: dict[str, Any], task: Any, splits: Any, stages: dict[str, Any],
                threshold: float = GAP_THRESHOLD) -> dict[str, Any]:
     """Called by ``w2sgen.run`` right after ``run_seed``: the run's ``stats`` block (gap, interval,
-    flag, majority-class accuracy); adds each stage's test ECE to its record and nulls the
-    students' ``pgr_acc`` and ``pgr_auroc`` when the run is flagged. ``rec`` is run_seed's record,
-    ``stages`` its StageResults (``weak``, ``ceiling``, ``student-<method>``)."""
+    flag, majority-class accuracy, each student's PGR interval); adds each stage's test ECE to its
+    record, each student's ``pgr_acc_lo`` / ``pgr_acc_hi``, nulls the students' ``pgr_acc`` when the
+    run is flagged (:func:`w2sgen.stats.pgr_flag_reason`) and drops ``pgr_auroc`` (a PGR of AUROCs
+    has no gap, interval or flag of its own). ``rec`` is run_seed's record, ``stages`` its
+    StageResults (``weak``, ``ceiling``, ``student-<method>``)."""
     frame = task.frame
     rows = splits["test"]
     ids = frame["id"].to_numpy()[rows].tolist()
     y = frame["label"].to_numpy()[rows]
     probs = {k: st.probs("test", ids) for k, st in stages.items()}
     out = gap_stats(y, frame["group"].astype(str).to_numpy()[rows], probs.get("weak"), probs.get("ceiling"), ids,
-                    threshold)
+                    threshold, students={m: probs.get(f"student-{m}") for m in rec["students"]})
     blocks = {"weak": rec["weak"], "ceiling": rec["ceiling"], **{f"student-{m}": b for m, b in rec["students"].items()}}
     for k, b in blocks.items():
         if probs.get(k) is not None and isinstance(b.get("test"), dict):
             b["test"]["ece"] = stats.ece(y, probs[k])
-    if out["flagged"]:
-        for b in rec["students"].values():
+    gap = stats.Interval(out["gap_acc"], out["gap_acc_lo"], out["gap_acc_hi"])
+    for m, b in rec["students"].items():
+        b.pop("pgr_auroc", None)
+        ci = out["pgr_acc_ci"].get(m) or [float("nan")] * 2
+        pgr = stats.Interval(_f(b.get("pgr_acc")), *ci)
+        if stats.pgr_flag_reason(gap, pgr, threshold) is not None:
             b["pgr_acc"] = None
-            b["pgr_auroc"] = None
+            ci = [None, None]
+        b["pgr_acc_lo"], b["pgr_acc_hi"] = ci
     return out
 
 
@@ -222,8 +256,9 @@ class Predictions:
 def run_stats(rec: dict[str, Any], threshold: float = GAP_THRESHOLD, preds: Predictions | None = None
               ) -> dict[str, Any]:
     """The run's ``stats`` block: stored in run.json, else computed from its predictions (runs
-    written before issue 14; ``preds`` reads them once). Without test labels: the gap alone,
-    flagged for lack of an interval."""
+    written before issue 14 or before the block's current version; ``preds`` reads them once).
+    Without test labels: an older stored block (its rows have no PGR interval, so no PGR), else the
+    gap alone, flagged for lack of an interval."""
     st = rec.get("stats")
     if isinstance(st, dict) and st.get("version") == STATS_VERSION:
         return st
@@ -235,13 +270,16 @@ def run_stats(rec: dict[str, Any], threshold: float = GAP_THRESHOLD, preds: Pred
         preds = load_predictions(rec["_dir"], ("test",))
     if preds is not None and "test" in preds.labels:
         t = "test"
+        students = {m: preds.probs.get(f"student-{m}", {}).get(t) for m in rec["stages"]["students"]}
         return gap_stats(preds.labels[t], preds.groups[t], preds.probs["weak"].get(t), preds.probs["ceiling"].get(t),
-                         preds.ids[t], threshold)
+                         preds.ids[t], threshold, students=students)
+    if isinstance(st, dict) and st.get("version", 0) >= 1:  # its gap interval, but no PGR intervals
+        return st
     w = rec["stages"]["weak"]["test"].get("acc")
     c = rec["stages"]["ceiling"]["test"].get("acc")
     gap = _f(c) - _f(w)
     return {"version": 0, "gap_acc": gap, "gap_acc_lo": None, "gap_acc_hi": None, "majority_acc": None,
-            "flagged": True, "flag_reason": "no test labels to bound the gap", "test_ids": None}
+            "flagged": True, "flag_reason": "no test labels to bound the gap", "test_ids": None, "pgr_acc_ci": {}}
 
 
 def _f(x: Any) -> float:
@@ -254,17 +292,24 @@ def _pgr(weak: float, w2s: float, ceiling: float) -> float:
 
 
 def apply_flags(table: pd.DataFrame, threshold: float = GAP_THRESHOLD) -> pd.DataFrame:
-    """``flagged`` and ``pgr_acc`` / ``pgr_auroc`` of per-run rows for ``threshold`` (fractions): the
-    stored gap interval decides, the threshold can change; a flagged row's PGRs are NaN."""
+    """``flagged``, ``flag_reason`` and ``pgr_acc`` of per-run rows for ``threshold`` (fractions), by
+    :func:`w2sgen.stats.pgr_flag_reason`: the stored gap interval and, where the table has them, the
+    run's PGR bounds (``pgr_acc_lo`` / ``pgr_acc_hi``, NaN: unbounded) decide; the threshold can
+    change. A flagged row's PGR and its bounds are NaN."""
     t = table.copy()
-    reasons = [stats.flag_reason(stats.Interval(g, lo, hi), threshold)
-               for g, lo, hi in zip(t["gap_acc"], t["gap_acc_lo"], t["gap_acc_hi"])]
+    raw = np.array([_pgr(w, s, c) for w, s, c in zip(t["weak_acc"], t["w2s_acc"], t["ceiling_acc"])], dtype=float)
+    bounds = "pgr_acc_lo" in t and "pgr_acc_hi" in t
+    lo = t["pgr_acc_lo"].to_numpy(dtype=float) if bounds else np.full(len(t), np.nan)
+    hi = t["pgr_acc_hi"].to_numpy(dtype=float) if bounds else np.full(len(t), np.nan)
+    reasons = [stats.pgr_flag_reason(stats.Interval(g, glo, ghi), stats.Interval(r, a, b) if bounds else None,
+                                     threshold)
+               for g, glo, ghi, r, a, b in zip(t["gap_acc"], t["gap_acc_lo"], t["gap_acc_hi"], raw, lo, hi)]
     t["flagged"] = np.array([r is not None for r in reasons], dtype=bool)
     t["flag_reason"] = reasons
-    raw = [_pgr(w, s, c) for w, s, c in zip(t["weak_acc"], t["w2s_acc"], t["ceiling_acc"])]
     t["pgr_acc"] = np.where(t["flagged"], np.nan, raw)
-    raw_auc = [_pgr(w, s, c) for w, s, c in zip(t["weak_auroc"], t["w2s_auroc"], t["ceiling_auroc"])]
-    t["pgr_auroc"] = np.where(t["flagged"], np.nan, raw_auc)
+    if bounds:
+        t["pgr_acc_lo"] = np.where(t["flagged"], np.nan, lo)
+        t["pgr_acc_hi"] = np.where(t["flagged"], np.nan, hi)
     return t
 
 
@@ -284,14 +329,14 @@ def runs_table(runs: list[dict[str, Any]], threshold: float = GAP_THRESHOLD, pre
                 "mode": r["mode"], "method": method, "seed": r["seed"],
                 "weak_acc": w.get("acc"), "ceiling_acc": c.get("acc"), "w2s_acc": b["test"].get("acc"),
                 "gap_acc": rs.get("gap_acc"), "gap_acc_lo": rs.get("gap_acc_lo"), "gap_acc_hi": rs.get("gap_acc_hi"),
+                **dict(zip(("pgr_acc_lo", "pgr_acc_hi"), (rs.get("pgr_acc_ci") or {}).get(method) or (None, None))),
                 "weak_auroc": w.get("auroc"), "ceiling_auroc": c.get("auroc"), "w2s_auroc": b["test"].get("auroc"),
                 "majority_acc": rs.get("majority_acc"), "uses_ground_truth": bool(b.get("uses_ground_truth", False)),
                 "weak_ece": w.get("ece"), "ceiling_ece": c.get("ece"), "w2s_ece": b["test"].get("ece"),
                 "test_ids": rs.get("test_ids"),
             })
     cols = ["run_id", *TABLE_COLUMNS, "flag_reason", "weak_ece", "ceiling_ece", "w2s_ece", "test_ids"]
-    frame = pd.DataFrame(rows, columns=[c for c in cols if c not in ("flagged", "pgr_acc", "pgr_auroc",
-                                                                      "flag_reason")])
+    frame = pd.DataFrame(rows, columns=[c for c in cols if c not in ("flagged", "pgr_acc", "flag_reason")])
     for col in [*NUMERIC, "weak_ece", "ceiling_ece", "w2s_ece"]:
         if col in frame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
@@ -312,6 +357,12 @@ class Cell:
     grouped: bool
     """Whether the test noise was measured from the runs' predictions (else seeds alone)."""
     task: str = ""
+    seeds: tuple[Any, ...] = ()
+    """The seeds of the runs used, in order (the rows of ``acc``)."""
+    acc: np.ndarray | None = None
+    """(S, K) each seed's accuracies."""
+    runs: list[stats.GroupedRun] | None = None
+    """Each seed's grouped test correctness (None: not ``grouped``)."""
 
 
 def cell_moments(rows: pd.DataFrame, columns: Sequence[str], stages: Sequence[str],
@@ -327,7 +378,8 @@ def cell_moments(rows: pd.DataFrame, columns: Sequence[str], stages: Sequence[st
     if grouped is not None:  # the predictions' accuracies (identical to run.json's for a complete run)
         acc = np.stack([g.acc for g in grouped])
     task = str(rows["task"].iloc[0]) if len(rows) else ""
-    return Cell(stats.seed_moments(acc, grouped), ids, grouped is not None, task)
+    return Cell(stats.seed_moments(acc, grouped), ids, grouped is not None, task, tuple(rows["seed"].tolist()), acc,
+                grouped)
 
 
 E3 = np.eye(3)
@@ -348,12 +400,28 @@ def _cells(g: pd.DataFrame, columns: Sequence[str], stages: Sequence[str], preds
 
 
 def _pool(cells: list[Cell]) -> stats.Moments:
-    """The mean over tasks of each task's mean over its cells (model pairs), each weighted equally."""
-    tasks: dict[str, list[stats.Moments]] = {}
+    """The mean over tasks of each task's mean over its cells (model pairs), each weighted equally.
+
+    The cells of a task are correlated (within a seed they score the same test examples, and pairs
+    with the same weak model share its floor): with the same seeds they are averaged seed by seed
+    before the covariance is estimated (``stats.pool_seeds``); with different seeds their
+    covariances are combined by the bound that holds whatever the correlation
+    (``stats.combine(dependent=True)``). Tasks are independent (their own data and test sets)."""
+    tasks: dict[str, list[Cell]] = {}
     for c in cells:
-        tasks.setdefault(c.task, []).append(c.moments)
-    per_task = [ms[0] if len(ms) == 1 else stats.combine(ms) for ms in tasks.values()]
+        tasks.setdefault(c.task, []).append(c)
+    per_task = [_pool_task(cs) for cs in tasks.values()]
     return per_task[0] if len(per_task) == 1 else stats.combine(per_task)
+
+
+def _pool_task(cells: list[Cell]) -> stats.Moments:
+    """The mean of one task's cells with a covariance that holds across them (see ``_pool``)."""
+    if len(cells) == 1:
+        return cells[0].moments
+    if all(c.seeds == cells[0].seeds and c.acc is not None for c in cells):
+        runs = [c.runs for c in cells] if all(c.runs is not None for c in cells) else None
+        return stats.pool_seeds([c.acc for c in cells], runs)
+    return stats.combine([c.moments for c in cells], dependent=True)
 
 
 def mark(method: str, gt: bool) -> str:
@@ -367,10 +435,15 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
 
     Within a row, each cell (task, weak, strong, mode) gives the mean over its seeds; several cells
     (``by`` coarser than a cell, e.g. ("task",) or ()) are averaged, the cells of a task with equal
-    weight, then the tasks with equal weight, and their covariances combined (``stats.combine``). PGR = (w2s − weak)/(ceiling − weak) of those means
-    with Fieller's interval; flagged (PGR and its bounds NaN) when the gap's interval includes 0,
-    the gap is under ``threshold``, or the PGR interval is unbounded. ``preds`` (the runs'
-    predictions) adds the test noise measured over groups; without it the seeds alone measure it.
+    weight (their covariance estimated jointly, ``_pool``), then the tasks with equal weight
+    (independent: ``stats.combine``). PGR = (w2s − weak)/(ceiling − weak) of those means with
+    Fieller's interval; flagged (PGR and its bounds NaN) by ``stats.pgr_flag_reason``: the gap's
+    interval includes 0, the gap is under ``threshold``, or the PGR interval is unbounded. The gap
+    (``gap_interval``) is over the runs this method's aggregate uses, the seeds where its accuracies
+    are finite: methods with the same runs show the same gap and flag, a method missing a run may
+    not. ``preds`` (the runs' predictions) adds the test noise measured over groups; without it the
+    seeds alone measure it. ``test_noise_only``: some cell has one seed. A row whose method has no
+    run with every accuracy is flagged with that reason.
     """
     by = list(by)
     rows = []
@@ -385,11 +458,16 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
         row: dict[str, Any] = dict(zip(by, key[:-1])) if by else {}
         row.update({"method": method, "n_seeds": int(sum(c.moments.n_seeds for c in cells)),
                     "n_cells": len(cells), "n_flagged_runs": int(g["flagged"].sum()) if "flagged" in g else 0,
+                    "test_noise_only": any(c.moments.n_seeds < 2 for c in cells),
                     "uses_ground_truth": bool(g["uses_ground_truth"].any()) if "uses_ground_truth" in g else False})
         for col in ("weak_auroc", "ceiling_auroc", "w2s_auroc", "majority_acc", "weak_ece", "ceiling_ece", "w2s_ece"):
             if col in g:
                 row[col] = float(np.nanmean(g.groupby(RUN_KEYS)[col].mean())) if g[col].notna().any() else float("nan")
-        if not cells:
+        if not cells:  # no run has every accuracy: nothing to show, and the reason says so
+            nan = float("nan")
+            row.update({c: nan for c in ("weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo", "gap_acc_hi",
+                                         "pgr_acc", "pgr_acc_lo", "pgr_acc_hi")})
+            row.update({"flagged": True, "flag_reason": "no run with weak, ceiling and w2s accuracies"})
             rows.append(row)
             continue
         m = _pool(cells)
@@ -397,9 +475,6 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
         for name, c in (("weak_acc", E3[0]), ("ceiling_acc", E3[1]), ("w2s_acc", E3[2])):
             iv = stats.contrast_interval(m, c, level)
             row.update({name: iv.value, f"{name}_lo": iv.lo, f"{name}_hi": iv.hi})
-        row["pgr_auroc"] = (float("nan") if row["flagged"] else
-                            _pgr(row.get("weak_auroc", np.nan), row.get("w2s_auroc", np.nan),
-                                 row.get("ceiling_auroc", np.nan)))
         row["grouped"] = all(c.grouped for c in cells)
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -409,8 +484,10 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
 
 
 def gap_interval(units: list[pd.DataFrame], preds: Predictions | None, level: float = LEVEL) -> stats.Interval:
-    """The gap ceiling − weak of ``units`` (cells' rows), pooled as the aggregates pool: from the weak
-    and ceiling accuracies alone, so every method of a cell shows the same gap and flag."""
+    """The gap ceiling − weak of ``units`` (cells' rows), pooled as the aggregates pool, from the weak
+    and ceiling accuracies alone: methods whose aggregates use the same runs show the same gap and
+    flag (``units`` holds the runs a method's aggregate uses, so a method that lacks a run's
+    accuracy can show a different gap)."""
     cells = [cell_moments(u, ["weak_acc", "ceiling_acc"], ["weak", "ceiling"], preds) for u in units]
     cells = [c for c in cells if c.moments.n_seeds]
     if not cells:
@@ -423,10 +500,8 @@ def ratio_row(m: stats.Moments, num: np.ndarray, den: np.ndarray, threshold: flo
     """The gap (den·mean, or ``gap`` when given) with its interval and flag, and the ratio num/den
     with its Fieller interval (NaN with its bounds when flagged)."""
     gap = gap if gap is not None else stats.contrast_interval(m, den, level)
-    reason = stats.flag_reason(gap, threshold)
     r = stats.ratio_interval(m, num, den, level)
-    if reason is None and not (np.isfinite(r.lo) and np.isfinite(r.hi)):
-        reason = "PGR interval unbounded"
+    reason = stats.pgr_flag_reason(gap, r, threshold)
     flagged = reason is not None
     nan = float("nan")
     return {"gap_acc": gap.value, "gap_acc_lo": gap.lo, "gap_acc_hi": gap.hi, "flagged": flagged,
@@ -497,8 +572,8 @@ def ranking(cmp: pd.DataFrame, summary: pd.DataFrame, by: str = "task") -> pd.Da
 
 def run_intervals(preds: RunPreds, methods: Sequence[str], reference: str = "xent",
                   level: float = LEVEL) -> dict[str, dict[str, float]]:
-    """Intervals over test groups of one run, per method: w2s accuracy, PGR (Fieller) and ΔPGR
-    against ``reference`` (when the run has it); for the report's runs table."""
+    """Intervals over test groups of one run, per method: w2s accuracy and ΔPGR against ``reference``
+    (when the run has it; Fieller); for the report's runs table (PGR's own: ``runs_table``)."""
     stages = ["weak", "ceiling", *[f"student-{m}" for m in methods]]
     run = preds.grouped(stages)
     if run is None:
@@ -510,8 +585,7 @@ def run_intervals(preds: RunPreds, methods: Sequence[str], reference: str = "xen
     for j, name in enumerate(methods):
         c = e[2 + j]
         acc = stats.contrast_interval(m, c, level)
-        pgr = stats.ratio_interval(m, c - e[0], gap, level)
-        row = {"w2s_acc_lo": acc.lo, "w2s_acc_hi": acc.hi, "pgr_lo": pgr.lo, "pgr_hi": pgr.hi}
+        row = {"w2s_acc_lo": acc.lo, "w2s_acc_hi": acc.hi}
         if reference in methods and name != reference:
             d = stats.ratio_interval(m, c - e[2 + list(methods).index(reference)], gap, level)
             row.update({"delta_pgr": d.value, "delta_lo": d.lo, "delta_hi": d.hi})
@@ -571,19 +645,24 @@ def format_summary(summary: pd.DataFrame, threshold: float = GAP_THRESHOLD) -> s
     head = (f"{'task':<14} {'weak':<12} {'strong':<12} {'method':<16} {'seeds':>5} {'weak':>6} {'ceil':>6} "
             f"{'w2s':>6}  {'gap pts [95%]':<20} {'PGR [95%]':<22}")
     lines = [head, "-" * len(head)]
-    gt = False
+    gt = one_seed = False
     for r in summary.to_dict("records"):
+        one = bool(r.get("test_noise_only"))
+        one_seed |= one
         gt_row = bool(r.get("uses_ground_truth"))
         gt |= gt_row
         pgr = f"flagged: {r['flag_reason']}" if r.get("flagged") else _iv(r["pgr_acc"], r["pgr_acc_lo"],
                                                                           r["pgr_acc_hi"], pct=False)
         lines.append(f"{str(r['task']):<14} {str(r['weak']):<12} {str(r['strong']):<12} "
-                     f"{mark(str(r['method']), gt_row):<16} {int(r['n_seeds']):>5} {_pct(r['weak_acc']):>6} "
+                     f"{mark(str(r['method']), gt_row):<16} {str(int(r['n_seeds'])) + ONE_SEED * one:>5} "
+                     f"{_pct(r['weak_acc']):>6} "
                      f"{_pct(r['ceiling_acc']):>6} {_pct(r['w2s_acc']):>6}  "
                      f"{_iv(r['gap_acc'], r['gap_acc_lo'], r['gap_acc_hi']):<20} {pgr}")
     lines.append(f"PGR = (mean w2s − mean weak) / (mean ceiling − mean weak) over seeds; 95% intervals "
                  f"({stats.INTERVAL_METHOD}, bench/coverage.py). Flagged: the gap is under {100 * threshold:g} "
                  "points or its interval includes 0 (no PGR shown).")
+    if one_seed:
+        lines.append(f"{ONE_SEED} {ONE_SEED_NOTE}")
     if gt:
         lines.append(f"{GT_MARK} reads ground truth (not a weak-to-strong method; never ranked).")
     return "\n".join(lines)

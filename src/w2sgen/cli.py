@@ -132,6 +132,8 @@ def cmd_results(a: argparse.Namespace) -> int:
     from .api import load_results
 
     threshold = check_threshold(a.gap_threshold)
+    if a.summary and a.where:
+        _refuse_outcome_filter(a.where)
     res = load_results(a.dir)
     preds = Predictions(a.dir)
     if a.task or a.method or a.where:
@@ -172,7 +174,25 @@ def cmd_results(a: argparse.Namespace) -> int:
             print(format_summary(table, threshold))
         else:
             print(_format_runs(table, threshold))
+        filters = [f"--{k} {v!r}" for k, v in (("task", a.task), ("method", a.method), ("where", a.where)) if v]
+        if filters:
+            print(f"rows selected by {' '.join(filters)}")
     return 0
+
+
+def _refuse_outcome_filter(where: str) -> None:
+    """``--summary --where`` may select runs by design (task, models, mode, method, seed), never by
+    their outcomes: keeping only the runs whose PGR or accuracy passes a test biases the aggregate."""
+    import re
+
+    from .aggregate import KEYS, TABLE_COLUMNS
+
+    outcome = [c for c in TABLE_COLUMNS if c not in (*KEYS, "uses_ground_truth", "majority_acc")
+               and re.search(rf"\b{c}\b", where, re.IGNORECASE)]
+    if outcome:
+        raise W2SError(f"--where {where!r} with --summary selects runs on their outcomes ({', '.join(outcome)}): "
+                       "the aggregate over the runs that pass would be biased. Filter by "
+                       f"{', '.join(KEYS)} with --summary, or drop --summary to list the matching runs.")
 
 
 def _format_runs(table, threshold: float) -> str:
@@ -188,7 +208,7 @@ def _format_runs(table, threshold: float) -> str:
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.float_format", "{:.4f}".format):
         text = t.to_string(index=False)
     note = (f"\nflagged: the gap (ceiling − weak) is under {100 * threshold:g} points or its 95% interval over the "
-            "test groups includes 0; such a run has no PGR.")
+            "test groups includes 0 (then the PGR's interval is unbounded); such a run has no PGR.")
     if (table["uses_ground_truth"]).any():
         note += f"\n{GT_MARK} reads ground truth (not a weak-to-strong method)."
     return text + note

@@ -226,9 +226,9 @@ def seed_moments(acc: np.ndarray, runs: Sequence[GroupedRun] | None = None, betw
     """
     acc = np.asarray(acc, dtype=float)
     s, k = acc.shape
-    mean = acc.mean(0)
     if s == 0:
         return Moments(np.full(k, np.nan), (), 0)
+    mean = acc.mean(0)
     runs = list(runs) if runs is not None else None
     if runs is not None and len(runs) != s:
         raise W2SError(f"seed_moments: {s} seeds but {len(runs)} grouped runs")
@@ -262,15 +262,70 @@ def seed_moments(acc: np.ndarray, runs: Sequence[GroupedRun] | None = None, betw
     return Moments(mean, (Part(cb / s, s - 1.0), *shared_part), s)
 
 
-def combine(moments: Sequence[Moments]) -> Moments:
-    """The mean of T estimated mean vectors (e.g. over tasks): mean = (1/T) Σ_t m_t, covariance
-    (1/T²) Σ_t V_t (independent estimates), each part keeping its degrees of freedom."""
+def combine(moments: Sequence[Moments], dependent: bool = False) -> Moments:
+    """The mean of T estimated mean vectors: mean = (1/T) Σ_t m_t.
+
+    Independent estimates (tasks: their own data, models and test sets): covariance (1/T²) Σ_t V_t,
+    each part keeping its degrees of freedom. ``dependent=True``, for estimates that share seeds or
+    test sets but cannot be paired seed by seed (``pool_seeds``): (1/T) Σ_t V_t, the bound that holds
+    whatever their correlation (Cauchy–Schwarz: Var((1/T) Σ_t c·m_t) ≤ ((1/T) Σ_t sd_t)² ≤
+    (1/T) Σ_t sd_t²), each part's df divided by T (T copies of one estimate keep its df)."""
     ms = list(moments)
     if not ms:
         raise W2SError("combine: no estimates to combine")
     t = len(ms)
-    parts = tuple(Part(p.cov / t**2, p.df) for m in ms for p in m.parts) if all(m.parts for m in ms) else ()
+    scale, df_scale = (t, t) if dependent else (t**2, 1)
+    parts = (tuple(Part(p.cov / scale, p.df / df_scale) for m in ms for p in m.parts) if all(m.parts for m in ms)
+             else ())
     return Moments(np.mean([m.mean for m in ms], axis=0), parts, sum(m.n_seeds for m in ms))
+
+
+def mean_run(runs: Sequence[GroupedRun]) -> GroupedRun:
+    """The mean of T runs' accuracy vectors (runs of one seed, e.g. the model pairs of a task) as one
+    GroupedRun, so that ``cluster_cov`` and ``seed_moments`` see the test noise of that mean.
+
+    With N̄ = mean_t N_t, each group g (of the union of the runs' groups) gets size
+    n'_g = (N̄/T) Σ_t n_tg/N_t and residual u_g = (N̄/T) Σ_t (sums_tg − n_tg acc_t)/N_t, the exact
+    test noise of the mean; sums'_g = u_g + n'_g · ā, so that Σ_g sums'_g / Σ_g n'_g = ā = (1/T) Σ_t acc_t.
+    Runs on the same test set share its groups: their noise adds up within a group before squaring.
+    """
+    runs = list(runs)
+    if len(runs) == 1:
+        return runs[0]
+    keys, inv = np.unique(np.concatenate([r.keys for r in runs]), return_inverse=True)
+    k = runs[0].sums.shape[1]
+    t = len(runs)
+    n_bar = float(np.mean([r.sizes.sum() for r in runs]))
+    sizes, resid = np.zeros(len(keys)), np.zeros((len(keys), k))
+    at = 0
+    for r in runs:
+        idx = inv[at:at + len(r.keys)]
+        at += len(r.keys)
+        n = r.sizes.sum()
+        np.add.at(sizes, idx, n_bar / (t * n) * r.sizes)
+        np.add.at(resid, idx, n_bar / (t * n) * (r.sums - r.sizes[:, None] * r.acc))
+    mean = np.mean([r.acc for r in runs], axis=0)  # (K,)
+    return GroupedRun(keys, sizes, resid + sizes[:, None] * mean)
+
+
+def pool_seeds(acc: Sequence[np.ndarray], runs: Sequence[Sequence[GroupedRun]] | None = None,
+               between: str = "vc") -> Moments:
+    """The mean of T estimates over the same S seeds (the model pairs of one task), with a covariance
+    that holds when they are correlated: the pairs of a seed share its test examples and, pairs with
+    the same weak model, its weak floor. Each seed's T accuracy vectors (and grouped runs, ``mean_run``)
+    are averaged first, then ``seed_moments`` treats the S seed means as one experiment, so the
+    spread over seeds and the shared test noise carry every cross-pair covariance.
+
+    acc: T arrays (S, K), rows in the same seed order; runs: T lists of S grouped runs, or None.
+    """
+    acc = [np.asarray(a, dtype=float) for a in acc]
+    if not acc or any(a.shape != acc[0].shape for a in acc):
+        raise W2SError("pool_seeds: every estimate needs the same seeds and columns")
+    mean = np.mean(acc, axis=0)  # (S, K)
+    if runs is None:
+        return seed_moments(mean, None, between)
+    per_seed = [mean_run([r[s] for r in runs]) for s in range(mean.shape[0])]
+    return seed_moments(mean, per_seed, between)
 
 
 def t_quantile(df: float, level: float = LEVEL) -> float:
@@ -342,6 +397,20 @@ def flag_reason(gap: Interval, threshold: float = GAP_THRESHOLD) -> str | None:
     if gap.lo <= 0:
         return "gap interval includes 0"
     return None
+
+
+def pgr_flag_reason(gap: Interval, pgr: Interval | None, threshold: float = GAP_THRESHOLD) -> str | None:
+    """The one reliability rule of a PGR (runs, aggregates, the SQLite view, bench/coverage.py): the
+    gap's rule (:func:`flag_reason`), then "no bounded PGR interval" when ``pgr`` (its Fieller interval,
+    NaN bounds when unbounded or not computed) has no finite bounds: a PGR is never shown without its
+    interval. ``pgr`` None: only the gap's rule applies. For one run both intervals use the same t
+    quantile (G − 1 df), so a run whose gap interval excludes 0 has a bounded PGR interval whenever
+    it has one at all; aggregates can differ (the gap's df and the ratio's Satterthwaite df differ)."""
+    reason = flag_reason(gap, threshold)
+    if reason is None and pgr is not None and np.isfinite(pgr.value) and not (np.isfinite(pgr.lo)
+                                                                               and np.isfinite(pgr.hi)):
+        reason = "no bounded PGR interval"
+    return reason
 
 
 def flagged(gap: Interval, threshold: float = GAP_THRESHOLD) -> bool:

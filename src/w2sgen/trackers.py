@@ -66,7 +66,7 @@ def run_metrics(rec: dict[str, Any]) -> dict[str, float]:
         for k, v in (b.get("test") or {}).items():
             if isinstance(v, (int, float)) and v is not None:
                 out[f"{name}/test_{k}"] = float(v)
-        for k in ("pgr_acc", "pgr_auroc"):
+        for k in ("pgr_acc", "pgr_acc_lo", "pgr_acc_hi"):
             if isinstance(b.get(k), (int, float)):
                 out[f"{name}/{k}"] = float(b[k])
     for k in ("gap_acc", "gap_acc_lo", "gap_acc_hi", "flagged"):

@@ -91,10 +91,12 @@ def write_run(out: Path, task: str = "toy", weak: str = "small", strong: str = "
     if with_stats:
         from w2sgen.aggregate import gap_stats
 
-        rec["stats"] = gap_stats(y, groups["test"], preds["weak"]["test"], preds["ceiling"]["test"], ids["test"])
-        if rec["stats"]["flagged"]:
-            for b in st["students"].values():
-                b["pgr_acc"] = b["pgr_auroc"] = None
+        rec["stats"] = gap_stats(y, groups["test"], preds["weak"]["test"], preds["ceiling"]["test"], ids["test"],
+                                 students={m: preds[f"student-{m}"]["test"] for m in students})
+        for b in st["students"].values():
+            b.pop("pgr_auroc")
+            if rec["stats"]["flagged"]:
+                b["pgr_acc"] = None
     d = Path(out) / run_dir_name(task, weak, strong, mode, seed)
     (d / "predictions").mkdir(parents=True, exist_ok=True)
     for stage, per in preds.items():

@@ -37,7 +37,7 @@ def test_collect_adds_intervals_flags_ece_and_diagnostics(data):
     assert len(t) == 26 and not data.notes
     assert t[t["task"] == "flat"]["flagged"].all()
     ok = t[~t["flagged"]]
-    assert (ok["pgr_lo"] <= ok["pgr_acc"] + 1e-9).all() and (ok["pgr_acc"] <= ok["pgr_hi"] + 1e-9).all()
+    assert (ok["pgr_acc_lo"] <= ok["pgr_acc"] + 1e-9).all() and (ok["pgr_acc"] <= ok["pgr_acc_hi"] + 1e-9).all()
     assert (ok["gap_acc_lo"] > 0).all() and t[t["flagged"]]["pgr_acc"].isna().all()
     assert not t[t["task"] == "toy"]["flagged"].any()
     for col in ("weak_ece", "w2s_ece", "agreement_weak_wrong", "fixed", "misfit_kl", "gain_xent"):
@@ -90,6 +90,19 @@ def test_report_is_one_self_contained_file(results, tmp_path):
     assert sorted(p.name for p in info.plots) == sorted([f"{n}.png" for n in PLOTS] + [f"{n}.svg" for n in PLOTS])
     assert all(p.parent == tmp_path / "r" / "plots" for p in info.plots)
     assert '"alpha_max"' not in html and "&quot;lr&quot;: 0.003" in html  # configs, escaped
+    assert "AUROC)" not in html  # no PGR of AUROCs: it has no gap, interval or flag of its own
+    assert "1 seed (in a model pair): the interval holds the test sample" in html  # the task "flat" has one seed
+
+
+def test_a_value_without_its_interval_says_so():
+    """A number whose interval columns are empty (an unbounded PGR) is never printed bare."""
+    import pandas as pd
+
+    from w2sgen.report.html import table
+
+    frame = pd.DataFrame({"pgr_acc": [0.4, 0.5], "lo": [0.1, float("nan")], "hi": [0.7, float("nan")]})
+    out = table(frame, [("pgr_acc", "PGR")], intervals={"pgr_acc": ("lo", "hi")})
+    assert "0.400 <small>[0.100, 0.700]</small>" in out and "0.500 <small>[no interval]</small>" in out
 
 
 def test_cli_report_and_user_errors(tmp_path, capsys):
@@ -131,6 +144,7 @@ def test_methods_that_read_ground_truth_are_marked_and_not_ranked(tmp_path):
     info = build_report(out, n_boot=50)
     html = info.path.read_text()
     assert "probe_ladder*" in html and "read ground truth" in html
+    assert "no correction for multiple comparisons" in html  # the ranking says what its wins are worth
     from w2sgen.report import summary_tables
 
     data = collect(out, n_boot=20)

@@ -132,8 +132,9 @@ def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tu
     out = []
     pgr_cell = {"pgr_acc": "flag_reason"}  # a flagged PGR shows why instead of a number
 
+    one_seed = _one_seed_note(agg["summary"])
     cols = [("task", "task"), ("method", "method"), ("n_cells", "model pairs"), ("n_seeds", "runs"),
-            ("n_flagged_runs", "flagged runs"), ("weak_acc", "weak acc %"), ("ceiling_acc", "ceiling acc %"),
+            ("test_noise_only", f"1 seed {aggregate.ONE_SEED}"), ("n_flagged_runs", "flagged runs"), ("weak_acc", "weak acc %"), ("ceiling_acc", "ceiling acc %"),
             ("w2s_acc", "w2s acc %"), ("gap_acc", "gap pts"), ("pgr_acc", "PGR"), ("majority_acc", "majority %"),
             ("weak_auroc", "weak AUROC %"), ("w2s_auroc", "w2s AUROC %"), ("ceiling_auroc", "ceiling AUROC %"),
             ("w2s_ece", "w2s ECE %")]
@@ -141,7 +142,7 @@ def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tu
                 "<p>Per task: means over seeds, then over model pairs (equal weight); PGR is the ratio of those "
                 "means, with its 95% interval (Fieller; seeds and test groups). <i>flagged</i>: the gap is under "
                 "the threshold or its interval includes 0, so no PGR. Majority: the accuracy of always answering "
-                "the most frequent test class.</p>"
+                "the most frequent test class.</p>" + one_seed
                 + table(_marked(agg["summary"]), cols, PCT_COLS, INTERVALS, flag_col="flagged", reasons=pgr_cell)))
 
     cmp = agg["compare"]
@@ -155,7 +156,10 @@ def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tu
                 + table(_marked(cmp), cols, PCT_COLS, INTERVALS, flag_col="flagged",
                         reasons={"delta_pgr": "flag_reason"})
                 + "<p>Ranking (methods that read ground truth are left out): tasks won and lost against "
-                f"{reference}, and tasks where the method has the highest unflagged PGR.</p>"
+                f"{reference}, and tasks where the method has the highest unflagged PGR. It compares "
+                f"{max(len(rk), 1)} method(s) against {reference} with no correction for multiple comparisons: each "
+                "interval is a 95% interval on its own, so under no effect about 2.5% of the methods win a task by "
+                "chance.</p>"
                 + table(rk, [("method", "method"), ("tasks", "tasks"), ("won", "won"), ("lost", "lost"),
                              ("best", "best PGR")]))
     else:
@@ -164,10 +168,10 @@ def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tu
 
     cols = [("run_id", "run"), ("method", "method"), ("weak_acc", "weak %"), ("ceiling_acc", "ceiling %"),
             ("w2s_acc", "w2s %"), ("gap", "gap pts"), ("pgr_acc", "PGR"), ("flagged", "unreliable"),
-            ("delta_pgr", f"ΔPGR vs {reference}"), ("pgr_auroc", "PGR (AUROC)"), ("w2s_auroc", "w2s AUROC %"),
+            ("delta_pgr", f"ΔPGR vs {reference}"), ("w2s_auroc", "w2s AUROC %"),
             ("weak_ece", "weak ECE %"), ("ceiling_ece", "ceiling ECE %"), ("w2s_ece", "w2s ECE %")]
     iv = {"weak_acc": ("weak_acc_lo", "weak_acc_hi"), "ceiling_acc": ("ceiling_acc_lo", "ceiling_acc_hi"),
-          "w2s_acc": ("w2s_acc_lo", "w2s_acc_hi"), "gap": ("gap_acc_lo", "gap_acc_hi"), "pgr_acc": ("pgr_lo", "pgr_hi"),
+          "w2s_acc": ("w2s_acc_lo", "w2s_acc_hi"), "gap": ("gap_acc_lo", "gap_acc_hi"), "pgr_acc": ("pgr_acc_lo", "pgr_acc_hi"),
           "delta_pgr": ("delta_lo", "delta_hi")}
     runs = t.assign(delta_pgr=t["delta_pgr"].where(~t["flagged"])) if "delta_pgr" in t else t
     out.append(("runs", "Runs", "<p>One row per run and method; intervals are over the test set's groups (the "
@@ -176,17 +180,25 @@ def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tu
                         reasons={"pgr_acc": "flag_reason"})))
 
     cols = [("task", "task"), ("weak", "weak"), ("strong", "strong"), ("mode", "mode"), ("method", "method"),
-            ("n_seeds", "seeds"), ("n_flagged_runs", "flagged runs"), ("weak_acc", "weak %"),
+            ("n_seeds", "seeds"), ("test_noise_only", f"1 seed {aggregate.ONE_SEED}"),
+            ("n_flagged_runs", "flagged runs"), ("weak_acc", "weak %"),
             ("ceiling_acc", "ceiling %"), ("w2s_acc", "w2s %"), ("gap_acc", "gap pts"), ("pgr_acc", "PGR")]
     out.append(("seeds", "Per model pair, over seeds",
                 "<p>The numbers <code>w2s results DIR --summary</code> and the methods bench print.</p>"
-                + table(_marked(agg["cells"]), cols, PCT_COLS, INTERVALS, flag_col="flagged", reasons=pgr_cell)))
+                + _one_seed_note(agg["cells"]) + table(_marked(agg["cells"]), cols, PCT_COLS, INTERVALS, flag_col="flagged", reasons=pgr_cell)))
 
     out.append(("diagnostics", "Diagnostics", _diagnostics(t, PCT_COLS, n_boot, seed)))
     out.append(("configs", "Configs", configs(data.records)))
     order = ["summary", "compare", "plots", "diagnostics", "seeds", "runs", "configs"]
     out.append(("plots", "Plots", "".join(figure(p) for p in rendered)))
     return sorted(out, key=lambda s: order.index(s[0]))
+
+
+def _one_seed_note(summary: pd.DataFrame) -> str:
+    """A warning when an aggregate's intervals hold test noise only (a model pair with one seed)."""
+    if "test_noise_only" not in summary or not summary["test_noise_only"].fillna(False).astype(bool).any():
+        return ""
+    return f'<div class="note">{aggregate.ONE_SEED} {_html.escape(aggregate.ONE_SEED_NOTE)}</div>'
 
 
 def _diagnostics(t: pd.DataFrame, pct_cols: set[str], n_boot: int, seed: int) -> str:

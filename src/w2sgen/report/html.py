@@ -83,8 +83,7 @@ def table(frame: pd.DataFrame, columns: Sequence[tuple[str, str]], pct: set[str]
             text = fmt(v, c in pct)
             if c in intervals and text != "–":
                 lo, hi = (fmt(r.get(k), c in pct) for k in intervals[c])
-                if lo != "–":
-                    text += f" <small>[{lo}, {hi}]</small>"
+                text += f" <small>[{lo}, {hi}]</small>" if lo != "–" and hi != "–" else " <small>[no interval]</small>"
             if text == "–" and c in reasons and r.get(reasons[c]):
                 text = f"<small>flagged: {esc(r[reasons[c]])}</small>"
             num = v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None

@@ -8,10 +8,13 @@ indexes them so that many runs and sweeps can share a directory and be queried:
     stages   (run_id, stage, method, key, cached, wall_s, train JSON)
     metrics  (run_id, stage, split, metric, value)            -- long format, every number
     results  (run_id, task, weak, strong, mode, method, seed, weak_acc, ..., gap_acc, gap_acc_lo,
-              gap_acc_hi, flagged, pgr_acc, ..., uses_ground_truth)   -- w2sgen.aggregate.TABLE_COLUMNS
+              gap_acc_hi, flagged, pgr_acc, pgr_acc_lo, pgr_acc_hi, ..., uses_ground_truth)
+                                                              -- w2sgen.aggregate.TABLE_COLUMNS
 
-``flagged`` and ``pgr_acc`` are stored for the default 2-point threshold; :func:`query` recomputes
-them for another ``--gap-threshold`` from the stored gap interval. A database written under another
+``flagged`` and ``pgr_acc`` are stored for the default 2-point threshold, ``pgr_acc_lo`` /
+``pgr_acc_hi`` (the run's PGR interval over test groups) whenever the gap interval excludes 0;
+:func:`query` recomputes flag and PGR for another ``--gap-threshold`` by the same rule
+(``stats.pgr_flag_reason``). A database written under another
 schema version is rebuilt from the run folders.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction (WAL journal, busy timeout), so concurrent
@@ -36,7 +39,7 @@ from ..errors import W2SError
 from ..stats import GAP_THRESHOLD
 
 DB_NAME = "runs.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TIMEOUT_S = 60.0
 RESULT_KEYS = KEYS
 TABLES = ("runs", "stages", "metrics", "results")
@@ -143,12 +146,13 @@ def _rows(run_id: str, rec: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
         for split in ("val", "test"):
             for k, v in (b.get(split) or {}).items():
                 metrics.append((run_id, name, split, k, _num(v)))
-        for k in ("pgr_acc", "pgr_auroc", "final_loss"):
+        for k in ("pgr_acc", "pgr_acc_lo", "pgr_acc_hi", "final_loss"):
             if k in b:
                 metrics.append((run_id, name, "test" if k.startswith("pgr") else "train", k, _num(b[k])))
-    from ..aggregate import runs_table
+    from ..aggregate import apply_flags, runs_table
 
-    table = runs_table([rec])
+    raw = runs_table([rec], threshold=0.0)  # PGR bounds of every row not flagged at any threshold
+    table = apply_flags(raw).assign(pgr_acc_lo=raw["pgr_acc_lo"], pgr_acc_hi=raw["pgr_acc_hi"])
     results = [(run_id, *(_sql_value(v) for v in row)) for row in table[TABLE_COLUMNS].itertuples(index=False, name=None)]
     return {"stages": stages, "metrics": metrics, "results": results}
 
@@ -210,15 +214,17 @@ def sync(out: str | Path) -> int:
 
 
 def _flagged_view(threshold: float) -> str:
-    """The results table with ``flagged`` and the PGRs recomputed for ``threshold`` (a fraction):
-    flagged when the gap is missing or under the threshold or its interval is missing or reaches 0
-    (``stats.flag_reason``); a flagged row's PGRs are NULL."""
-    flag = (f"(gap_acc IS NULL OR gap_acc < {float(threshold)!r} OR gap_acc_lo IS NULL OR gap_acc_lo <= 0)")
-    cols = [c for c in TABLE_COLUMNS if c not in ("flagged", "pgr_acc", "pgr_auroc")]
+    """The results table with ``flagged``, ``pgr_acc`` and its bounds recomputed for ``threshold`` (a
+    fraction), by ``stats.pgr_flag_reason``: flagged when the gap is missing or under the threshold,
+    its interval is missing or reaches 0, or the run's PGR has no bounded interval; a flagged row's
+    PGR and bounds are NULL."""
+    flag = (f"(gap_acc IS NULL OR gap_acc < {float(threshold)!r} OR gap_acc_lo IS NULL OR gap_acc_lo <= 0 "
+            "OR (w2s_acc IS NOT NULL AND weak_acc IS NOT NULL AND (pgr_acc_lo IS NULL OR pgr_acc_hi IS NULL)))")
+    pgr = ("pgr_acc", "pgr_acc_lo", "pgr_acc_hi")
+    cols = [c for c in TABLE_COLUMNS if c not in ("flagged", *pgr)]
     return (f"SELECT run_id, {', '.join(cols)}, {flag} AS flagged, "
             f"CASE WHEN {flag} THEN NULL ELSE (w2s_acc - weak_acc) / gap_acc END AS pgr_acc, "
-            f"CASE WHEN {flag} OR ceiling_auroc = weak_auroc THEN NULL "
-            f"ELSE (w2s_auroc - weak_auroc) / (ceiling_auroc - weak_auroc) END AS pgr_auroc FROM results")
+            + ", ".join(f"CASE WHEN {flag} THEN NULL ELSE {c} END AS {c}" for c in pgr[1:]) + " FROM results")
 
 
 def query(out: str | Path, task: Sequence[str] | str | None = None, method: Sequence[str] | str | None = None,
