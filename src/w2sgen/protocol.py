@@ -680,7 +680,6 @@ def run_seed(cfg: RunConfig, seed: int, task: TaskData, splits: Splits, weak: Mo
         b["uses_ground_truth"] = specs[name].uses_ground_truth
         s_test = b["test"]
         b["pgr_acc"] = metrics.pgr(w["acc"], s_test["acc"], c["acc"])
-        b["pgr_auroc"] = metrics.pgr(w["auroc"], s_test["auroc"], c["auroc"])
         if weak_test is not None:
             b["test"].update(metrics.agreement_split(y["test"], weak_test, st.probs("test", split_ids["test"])))
         b["analysis"] = analyze_student(ctx, specs[name], st)

@@ -68,7 +68,8 @@ def test_end_to_end(tmp_path, tiny_encoders, tiny_lm, cache_dir, mode):
         assert tr["lm_finetune"]["steps"] == 3 and tr["lm_finetune"]["n_texts"] == 80  # weak_train + transfer
         an = st["analysis"]["generative"]  # the own ceiling is ground truth: the protocol's analysis
         assert "own_ceiling" not in tr and 0 <= an["own_ceiling"]["test"]["acc"] <= 1
-        assert "pgr_acc_own_ceiling" in an
+        assert "pgr_acc_own_ceiling" in an and "gap_acc_own_ceiling" in an and "flagged_own_ceiling" in an
+        assert (an["pgr_acc_own_ceiling"] is None) == an["flagged_own_ceiling"]
     assert sts["generative"]["key"] != sts["xent"]["key"]
     (entry,) = _lm_entries(cache_dir)  # one LM finetune serves both students
     assert (entry / "model.safetensors").is_file() and (entry / "config.json").is_file()

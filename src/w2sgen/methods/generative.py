@@ -151,8 +151,14 @@ def _analyze(cfg: GenerativeConfig, student: Any, truth: dict[str, np.ndarray], 
     weak, st = ctx.metrics(ctx.floor), ctx.metrics(student)
     out: dict[str, Any] = {"own_ceiling": own}
     if "test" in own and "test" in weak and "test" in st:
-        out["pgr_acc_own_ceiling"] = metrics.pgr(weak["test"]["acc"], st["test"]["acc"], own["test"]["acc"])
-        out["pgr_auroc_own_ceiling"] = metrics.pgr(weak["test"]["auroc"], st["test"]["auroc"], own["test"]["auroc"])
+        # the PGR against the own ceiling with its gap and the gap rule (no AUROC PGR: it has no rule)
+        from ..stats import GAP_THRESHOLD
+
+        gap = own["test"]["acc"] - weak["test"]["acc"]
+        out["gap_acc_own_ceiling"] = gap
+        out["flagged_own_ceiling"] = bool(not gap >= GAP_THRESHOLD)
+        out["pgr_acc_own_ceiling"] = (None if out["flagged_own_ceiling"] else
+                                      metrics.pgr(weak["test"]["acc"], st["test"]["acc"], own["test"]["acc"]))
     return out
 
 
