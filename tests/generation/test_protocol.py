@@ -3,47 +3,17 @@ scoring by the checker, the run folder, the stage cache and the refusals."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
-from conftest import build_tiny_lm
+from generation.fixtures import CITIES, gen_config, write_task
 
 import w2sgen
-from w2sgen.config import FinetuneConfig, GenConfig, RunConfig, SplitConfig
+from w2sgen.config import GenConfig
 from w2sgen.errors import W2SError
 
-CITIES = [("paris", "france"), ("berlin", "germany"), ("rome", "italy"), ("madrid", "spain"), ("tokyo", "japan"),
-          ("lima", "peru"), ("oslo", "norway"), ("cairo", "egypt")]
 
-
-@pytest.fixture(scope="module")
-def lms(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lms")
-    return build_tiny_lm(root / "weak", seed=0), build_tiny_lm(root / "strong", seed=1)
-
-
-def write_task(path, n: int = 120):
-    """A generation task file: "the city of X is in ?" -> X's country, one group per row."""
-    rows = [{"id": f"q{i}", "prompt": f"the city of {c} is in ?", "answer": k}
-            for i, (c, k) in enumerate((CITIES * (n // len(CITIES) + 1))[:n])]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def gen_config(task, weak, strong, out, **kw) -> RunConfig:
-    """Tiny splits (40/40/20/20, minimums lowered), 40 SFT steps of LoRA (the tiny random LM head among
-    its targets: frozen, it barely moves the logits), answers of at most 3 tokens."""
-    kw.setdefault("methods", ["xent", "zero_shot"])
-    cfg = RunConfig(task=str(task), weak=str(weak), strong=str(strong), out=str(out), seeds=[0], mode="finetune",
-                    splits=SplitConfig(n_weak_train=40, n_transfer=40, n_val=20, n_test=20, min_val=20, min_test=20),
-                    finetune=FinetuneConfig(epochs=8, batch_size=8, lr=3e-2, lora_targets=["q_proj", "v_proj", "lm_head"]),
-                    gen=GenConfig(max_new_tokens=3, batch_size=16), **kw)
-    return cfg
-
-
-def test_end_to_end_run_folder_and_cache(tmp_path, lms, cache_dir):
-    weak, strong = lms
+def test_end_to_end_run_folder_and_cache(tmp_path, tiny_decoders, cache_dir):
+    weak, strong = tiny_decoders
     task = write_task(tmp_path / "cities.jsonl")
     cfg = gen_config(task, weak, strong, tmp_path / "out")
     res = w2sgen.run(cfg, cache_dir=cache_dir)
@@ -78,8 +48,8 @@ def test_end_to_end_run_folder_and_cache(tmp_path, lms, cache_dir):
     assert again["students"]["xent"]["test"]["acc"] == st["students"]["xent"]["test"]["acc"]
 
 
-def test_answer_length_is_in_the_keys_and_the_checker_is_not(tmp_path, lms, cache_dir):
-    weak, strong = lms
+def test_answer_length_is_in_the_keys_and_the_checker_is_not(tmp_path, tiny_decoders, cache_dir):
+    weak, strong = tiny_decoders
     task = write_task(tmp_path / "cities.jsonl")
     cfg = gen_config(task, weak, strong, tmp_path / "out", methods=["zero_shot"])
     first = w2sgen.run(cfg, cache_dir=cache_dir).runs[0]["stages"]
@@ -107,8 +77,8 @@ def test_answer_length_is_in_the_keys_and_the_checker_is_not(tmp_path, lms, cach
     ({"gen": GenConfig(template="Q: A:")}, "gen.template.*prompt"),
     ({"weak": "ENCODER"}, "--weak .* is an encoder; a generation task needs decoders"),
 ])
-def test_refusals_name_the_fix(tmp_path, lms, tiny_encoders, change, match):
-    weak, strong = lms
+def test_refusals_name_the_fix(tmp_path, tiny_decoders, tiny_encoders, change, match):
+    weak, strong = tiny_decoders
     if change.get("weak") == "ENCODER":
         change = {"weak": str(tiny_encoders[0])}
     cfg = gen_config(write_task(tmp_path / "cities.jsonl"), weak, strong, tmp_path / "out")
