@@ -108,3 +108,19 @@ def test_splits_need_no_classes_and_balance_is_refused():
     assert sum(splits.sizes().values()) >= 390
     with pytest.raises(W2SError, match="generation task.*--balance"):
         make_splits(task, SplitConfig(balance=True), seed=0)
+
+
+def test_a_task_may_name_its_own_checker_function():
+    from w2sgen.generation.tasks import GenTaskSpec, format_arithmetic
+
+    def within_one(output: str, gold: str) -> bool:
+        from w2sgen.generation.checkers import last_number
+
+        x = last_number(output)
+        return x is not None and abs(x - float(gold)) <= 1
+
+    spec = GenTaskSpec(name="approx", description="", format=format_arithmetic, checker=within_one,
+                       generate=lambda: {"train": [{"question": "Start with 3. What is the result?", "answer": "3"}]})
+    task = spec.load()
+    assert task.checker_name == "within_one" and task.checker("about 4", "3") and not task.checker("5", "3")
+    assert task.with_checker("exact").checker_name == "exact" and not task.with_checker("exact").checker("4", "3")
