@@ -65,6 +65,9 @@ def test_answer_length_is_in_the_keys_and_the_checker_is_not(tmp_path, tiny_deco
     cfg.finetune.lr = 1e-2  # the prompted student trains nothing: its entry serves any training section
     lr = w2sgen.run(cfg, cache_dir=cache_dir).runs[0]["stages"]
     assert not lr["weak"]["cached"] and lr["students"]["zero_shot"]["cached"]
+    cfg.gen.lora = False  # all weights: the finetuned stages only
+    full = w2sgen.run(cfg, cache_dir=cache_dir).runs[0]["stages"]
+    assert not full["weak"]["cached"] and full["weak"]["train"]["lora"] is False and full["students"]["zero_shot"]["cached"]
 
 
 @pytest.mark.parametrize("change, match", [
