@@ -106,6 +106,13 @@ def tiny_encoders(tmp_path_factory) -> tuple[Path, Path]:
     return build_tiny_encoder(root / "weak", 0), build_tiny_encoder(root / "strong", 1)
 
 
+@pytest.fixture(scope="session")
+def tiny_decoders(tmp_path_factory) -> tuple[Path, Path]:
+    """(weak, strong) tiny random causal LMs (llama, width 16; seeds 0 and 1), e.g. for generation tasks."""
+    root = tmp_path_factory.mktemp("decoders")
+    return build_tiny_lm(root / "weak", seed=0), build_tiny_lm(root / "strong", seed=1)
+
+
 def write_toy_task(path: Path, n: int = 120) -> Path:
     """A jsonl task, linearly learnable from word identity: label 1 iff the review word is good/great.
 

@@ -315,7 +315,8 @@ def apply_flags(table: pd.DataFrame, threshold: float = GAP_THRESHOLD) -> pd.Dat
 
 def runs_table(runs: list[dict[str, Any]], threshold: float = GAP_THRESHOLD, preds: Predictions | None = None
                ) -> pd.DataFrame:
-    """One row per (run, method): ``run_id`` + TABLE_COLUMNS (+ ``flag_reason``, test ECEs).
+    """One row per (run, method): ``run_id`` + TABLE_COLUMNS (+ ``flag_reason``, test ECEs, ``task_kind``:
+    classification or generation).
     ``preds``: the directory's predictions, shared with later aggregates (old runs need them)."""
     rows = []
     for r in runs:
@@ -333,9 +334,9 @@ def runs_table(runs: list[dict[str, Any]], threshold: float = GAP_THRESHOLD, pre
                 "weak_auroc": w.get("auroc"), "ceiling_auroc": c.get("auroc"), "w2s_auroc": b["test"].get("auroc"),
                 "majority_acc": rs.get("majority_acc"), "uses_ground_truth": bool(b.get("uses_ground_truth", False)),
                 "weak_ece": w.get("ece"), "ceiling_ece": c.get("ece"), "w2s_ece": b["test"].get("ece"),
-                "test_ids": rs.get("test_ids"),
+                "test_ids": rs.get("test_ids"), "task_kind": r.get("task_kind", "classification"),
             })
-    cols = ["run_id", *TABLE_COLUMNS, "flag_reason", "weak_ece", "ceiling_ece", "w2s_ece", "test_ids"]
+    cols = ["run_id", *TABLE_COLUMNS, "flag_reason", "weak_ece", "ceiling_ece", "w2s_ece", "test_ids", "task_kind"]
     frame = pd.DataFrame(rows, columns=[c for c in cols if c not in ("flagged", "pgr_acc", "flag_reason")])
     for col in [*NUMERIC, "weak_ece", "ceiling_ece", "w2s_ece"]:
         if col in frame:

@@ -109,6 +109,12 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
         from .trackers import parse_trackers
 
         trackers = parse_trackers(trackers)  # unknown names fail before any work
+    from .generation import is_generation_task
+
+    if is_generation_task(cfg.task):  # answers written as text: generation/run.py
+        from .generation.run import run as run_generation
+
+        return run_generation(cfg, cache_dir=cache_dir, trackers=trackers, index=index, executor_info=executor_info)
     from .methods.compose import parse
 
     methods = [parse(m, cfg.method_args, cfg.mode).name for m in cfg.methods]  # unknown names fail before any work

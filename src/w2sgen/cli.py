@@ -22,9 +22,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", help="registered task, task YAML, or data file (.jsonl .csv .tsv .parquet)")
     p.add_argument("--weak", help="weak model: short name (w2s list models), hub id or local directory")
     p.add_argument("--strong", help="strong model: short name, hub id or local directory")
-    p.add_argument("--methods", help="comma-separated methods (default xent,logconf; w2s list methods)")
+    p.add_argument("--methods", help="comma-separated methods (default xent,logconf; xent,zero_shot for generation "
+                   "tasks; w2s list methods)")
     p.add_argument("--mode", help="probe (frozen backbones, heads trained on cached activations; the default) "
-                   "or finetune (full or LoRA finetuning of every stage)")
+                   "or finetune (full or LoRA finetuning of every stage; the default of generation tasks)")
     p.add_argument("--seeds", help="comma-separated seeds (default 0)")
     p.add_argument("--out", help="results directory (default ./w2s-results)")
     p.add_argument("--data-dir", help="folder with the task's original files (instead of the hub)")
@@ -64,6 +65,15 @@ def _config_from_args(a: argparse.Namespace):
 
 def cmd_run(a: argparse.Namespace) -> int:
     cfg = _config_from_args(a)
+    from .generation import is_generation_task
+
+    if is_generation_task(cfg.task):  # answers written as text: finetuned, with the methods that apply
+        from .generation import DEFAULT_METHODS
+
+        if not _given(a, "mode"):
+            cfg.mode = "finetune"
+        if not _given(a, "methods"):
+            cfg.methods = list(DEFAULT_METHODS)
     _check_names(cfg)
     from .api import run
     from .safety import interrupt_guard
@@ -78,15 +88,32 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _given(a: argparse.Namespace, name: str) -> bool:
+    """Whether run field ``name`` (mode, methods) was chosen: its flag, ``--set NAME=...`` or the config YAML."""
+    if getattr(a, name) is not None or any(o.split("=", 1)[0].strip() == name for o in a.overrides):
+        return True
+    if a.config:
+        from .config import load_yaml
+
+        return name in load_yaml(a.config)
+    return False
+
+
 def _check_names(cfg) -> None:
     """Fail fast on unknown names, before any heavy import."""
+    from .generation import is_generation_task
     from .methods.compose import parse
     from .models import resolve_model
     from .tasks import TASKS
     from .tasks.files import is_data_file
 
-    for m in cfg.methods:
-        parse(m, cfg.method_args, cfg.mode)
+    if is_generation_task(cfg.task):
+        from .generation.run import check_config
+
+        check_config(cfg)
+    else:
+        for m in cfg.methods:
+            parse(m, cfg.method_args, cfg.mode)
     if not (is_data_file(cfg.task) or cfg.task.endswith((".yaml", ".yml"))):
         TASKS.get(cfg.task)
     if not cfg.weak_labels:
@@ -296,6 +323,10 @@ def cmd_list(a: argparse.Namespace) -> int:
 
         _print_rows(("name", "kind", "description"), [(n, m.kind, m.description) for n, m in METHODS.items()])
         print("\n" + describe_composition())
+        from .generation.methods import GEN_METHODS
+
+        print("\nGeneration tasks (answers written as text) take their own methods:")
+        _print_rows(("name", "kind", "description"), [(n, m.kind, m.description) for n, m in GEN_METHODS.items()])
     return 0
 
 
@@ -305,6 +336,10 @@ def cmd_show_task(a: argparse.Namespace) -> int:
 
     spec = TASKS.get(a.name)
     task = spec.load(a.data_dir)
+    if task.kind == "generation":  # prompts, answers and the checker
+        from .generation import show
+
+        describe, examples = show.describe, show.examples
     print(describe(spec, task))
     print()
     print(examples(task, a.n))
@@ -382,7 +417,12 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
         import_ray()  # a missing Ray fails before any planning
     runs = expand(load_sweep(a.config), out=a.out)
+    from .generation import is_generation_task
+
     for cfg in runs:
+        if is_generation_task(cfg.task):
+            raise W2SError(f"sweep: task {cfg.task!r} is a generation task; the sweep planner handles classification "
+                           "tasks only for now: run it with `w2s run --task ... --seeds 0,1,2` (stages are cached)")
         _check_names(cfg)
     from .store.cache import StageCache
     from .sweep.plan import format_plan, make_plan

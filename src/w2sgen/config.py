@@ -174,6 +174,28 @@ class FinetuneConfig:
 
 
 @dataclass
+class GenConfig:
+    """Generation tasks (``task_kind: generation``): how answers are prompted, written and trained on."""
+
+    max_new_tokens: int | None = None
+    """Most tokens an answer may have (generation also stops at end-of-sequence or a newline); None:
+    the task's default (cities_gen 8, arithmetic 8, sciq_gen 12, gsm8k 256, data files 32)."""
+    batch_size: int = 32
+    """Prompts per generation batch (left-padded, with a KV cache)."""
+    template: str = "{prompt}\nAnswer:"
+    """The prompt every model sees: ``{prompt}`` is the example's prompt; the answer follows after a space."""
+    lora: bool | None = None
+    """Supervised finetuning of LoRA adapters (rank finetune.lora_rank) instead of all weights; None: LoRA
+    on a CPU, all weights on a GPU. The other finetune.* fields (lr, epochs, batch_size, ...) apply as set."""
+    checker: str | None = None
+    """How an answer is scored: exact (normalised exact match: case, punctuation, articles) or numeric
+    (the last number in the answer); None: the task's own checker (exact for data files)."""
+    task_args: dict[str, Any] = field(default_factory=dict)
+    """Settings of a generated task, e.g. arithmetic's ``--set 'gen.task_args={steps: 3, digits: 3}'``
+    (w2s show-task NAME lists them); they change the task itself, hence its fingerprint."""
+
+
+@dataclass
 class RunConfig:
     """One experiment: a task, a weak and a strong model, methods and seeds."""
 
@@ -207,6 +229,7 @@ class RunConfig:
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    gen: GenConfig = field(default_factory=GenConfig)
     method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-method settings, e.g. {'logconf': {'alpha_max': 0.75}} (``--set logconf.alpha_max=0.75``)."""
 

@@ -189,7 +189,11 @@ def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tu
 
     out.append(("diagnostics", "Diagnostics", _diagnostics(t, PCT_COLS, n_boot, seed)))
     out.append(("configs", "Configs", configs(data.records)))
-    order = ["summary", "compare", "plots", "diagnostics", "seeds", "runs", "configs"]
+    if any(r.get("task_kind") == "generation" for r in data.records):
+        from ..generation.report import section
+
+        out.append(("generation", "Generation tasks: example answers", section(data.records)))
+    order = ["summary", "compare", "plots", "generation", "diagnostics", "seeds", "runs", "configs"]
     out.append(("plots", "Plots", "".join(figure(p) for p in rendered)))
     return sorted(out, key=lambda s: order.index(s[0]))
 
@@ -214,7 +218,8 @@ def _diagnostics(t: pd.DataFrame, pct_cols: set[str], n_boot: int, seed: int) ->
              "fixed": "student right & weak wrong %", "fixed_of_wrong": "student right | weak wrong %",
              "broken": "student wrong & weak right %", "misfit_kl": "misfit (KL, transfer)",
              "gain_xent": "gain (xent, test)", "gain_acc": "gain (acc, test)"}
-    text = ("<p>Means over runs. <i>Agreement</i>: the student predicts what the weak supervisor predicts. "
+    text = ("<p>Means over runs. <i>Agreement</i>: the student predicts what the weak supervisor predicts (on a "
+            "generation task: writes the same answer, after the checker's normalisation). "
             "<i>Misfit</i>: mean KL(weak ‖ student) on the transfer set (Charikar et al. 2024).</p>")
     text += table(g, [("method", "method")] + [(c, heads[c]) for c in cols], pct_cols | {"gain_acc"})
     if "misfit_kl" in t:

@@ -72,6 +72,10 @@ def _num(x: Any) -> float:
 
 def _run_extras(rec: dict[str, Any], preds: RunPreds | None, reference: str) -> dict[str, dict[str, Any]]:
     """Per-method extras of one run: intervals over test groups, ECE, imitation and misfit."""
+    if rec.get("task_kind") == "generation":  # answers and verdicts, not probabilities
+        from ..generation.report import run_extras
+
+        return run_extras(rec, preds, reference)
     methods = list(rec["stages"]["students"])
     if preds is None or "test" not in preds.labels:
         return {}

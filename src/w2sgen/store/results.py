@@ -32,11 +32,12 @@ def run_dir_name(task: str, weak: str, strong: str, mode: str, seed: int) -> str
 
 
 def write_run(out: Path, name: str, record: dict[str, Any], stage_dirs: dict[str, Path],
-              frames: dict[str, pd.DataFrame] | None = None) -> Path:
+              frames: dict[str, pd.DataFrame] | None = None, tables: dict[str, pd.DataFrame] | None = None) -> Path:
     """Write one run's folder atomically: built in a hidden sibling and renamed into place.
 
     ``stage_dirs`` maps a stage to its predictions file (copied); ``frames`` maps a stage to
-    predictions held in memory. A failed write (full disk, unwritable directory) raises a
+    predictions held in memory; ``tables`` maps a relative path (``generations/weak.parquet``) to
+    another table of the run (a generation run's answers). A failed write (full disk, unwritable directory) raises a
     W2SError naming the folder and leaves neither a partial folder nor a temporary file.
     """
     import os
@@ -57,6 +58,10 @@ def write_run(out: Path, name: str, record: dict[str, Any], stage_dirs: dict[str
                 shutil.copyfile(src, pred / f"{safe_name(stage)}.parquet")
             for stage, frame in (frames or {}).items():
                 frame.to_parquet(pred / f"{safe_name(stage)}.parquet", index=False)
+            for rel, frame in (tables or {}).items():
+                parts = [safe_name(p) for p in Path(rel).parts]  # never outside the run folder
+                (tmp.joinpath(*parts[:-1])).mkdir(parents=True, exist_ok=True)
+                frame.to_parquet(tmp.joinpath(*parts), index=False)
             atomic_write_json(tmp / "run.json", _clean(record))  # a complete folder has run.json
             old = None
             if d.exists():  # a rerun replaces the previous folder

@@ -56,6 +56,7 @@ register_task(TaskSpec(
 ))
 for _spec in catalog.SPECS:
     register_task(_spec)
+from ..generation import tasks as _generation_tasks  # noqa: E402, F401 - registers cities_gen, sciq_gen, ...
 
 
 def load_task(
@@ -65,11 +66,16 @@ def load_task(
     label_col: str = "label",
     group_col: str | None = None,
 ) -> TaskData:
-    """Resolve ``--task``: a registered name, a task YAML, or a data file anywhere on disk."""
+    """Resolve ``--task``: a registered name, a task YAML, or a data file anywhere on disk (a file with
+    ``prompt`` and ``answer`` columns is a generation task)."""
     p = Path(name)
     if is_data_file(name):
         if not p.is_file():
             raise W2SError(f"--task {name}: no such data file")
+        from ..generation.files import gen_file_task, is_generation_file
+
+        if is_generation_file(p):  # prompt and answer columns: answers written as text
+            return gen_file_task(p, group_col=group_col)
         return file_task(p, text_col=text_col, label_col=label_col, group_col=group_col)
     if p.suffix.lower() in (".yaml", ".yml"):
         if not p.is_file():

@@ -44,6 +44,8 @@ class TaskData:
     notes: list[str] = field(default_factory=list)
     n_truncated: int = 0
     """Examples whose context was cut to fit the task's ``max_chars`` (see :func:`truncate_context`)."""
+    kind = "classification"
+    """classification, or generation (``w2sgen.generation.tasks.GenTaskData``: answers written as text)."""
 
     @property
     def truncated_fraction(self) -> float:
@@ -114,7 +116,8 @@ class TaskSpec:
     fraction of groups, chosen by a hash of the group id (the same on every machine and for every
     seed), into the test pool."""
     kind: str = "classification"
-    """classification | qa | mc: qa and mc examples give their ``answer``, which the leakage audit reads."""
+    """classification | qa | mc | generation: qa and mc examples give their ``answer``, which the leakage
+    audit reads; generation tasks (``w2sgen.generation.tasks.GenTaskSpec``) are answered in text."""
     data_folder: str | None = None
     """The folder name under a parent ``--data-dir`` (default: the task's name), e.g. two formats of one dataset."""
     leakage: Leakage | None = None

@@ -93,6 +93,9 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
     count larger than what is left is cut to what is left. ``max_examples`` first subsamples whole
     groups (see ``budget_parts``).
     """
+    if cfg.balance and task.kind == "generation":
+        raise W2SError(f"task {task.name!r} is a generation task (answers written as text): it has no classes "
+                       "to balance; drop --balance (splits.balance)")
     for f in MINIMUM.values():
         v = getattr(cfg, f)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -244,7 +247,7 @@ def check_splits(task: TaskData, cfg: SplitConfig, splits: Splits, asked: dict[s
         elif n == 0:
             problems.append(f"split {name!r} is empty ({len(task)} examples); use more data or smaller split "
                             "sizes (splits.n_*)")
-        else:
+        elif task.kind != "generation":  # a generation task's examples are all answerable: no classes
             classes = np.unique(labels[idx])
             if len(classes) < 2:
                 c = int(classes[0])
