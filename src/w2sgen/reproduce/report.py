@@ -139,6 +139,21 @@ def _pooled_acc(ev: Evidence, stage: str) -> float:
     return float(np.mean(vals)) if vals and all(math.isfinite(v) for v in vals) else float("nan")
 
 
+def _size(n: float) -> str:
+    """2.27e7 -> '23M', 1.5e9 -> '1.5B'."""
+    return f"{n / 1e9:.2g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
+
+
+def _log_x(ax: Any, sizes: list[float]) -> None:
+    """A log x axis ticked at the ladder's sizes only (the default minor labels collide on narrow panels)."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(sizes, [_size(v) for v in sizes], fontsize=7, rotation=45)
+
+
 def figure3(ev: Evidence, title: str) -> Any:
     """Test accuracy against the strong model's size: one panel per task and one pooled (rows), xent
     and logconf side by side (columns); one line per weak model through its students, starting at
@@ -164,7 +179,7 @@ def figure3(ev: Evidence, title: str) -> Any:
                         lw=1.5, label=f"weak: {short(w)}")
                 ax.plot([ev.params[s] for s in strong], ys, "o", color=color, ms=4)
                 ax.plot([ev.params[w]], [acc(weak_stage(w))], "o", mfc="none", color=color, ms=6)
-            ax.set_xscale("log")
+            _log_x(ax, sorted({ev.params[m] for m in ev.ladder}))
             ax.set_title(f"{task} — {method}", fontsize=10)
             ax.yaxis.set_major_formatter(PercentFormatter(1.0, 0))
             if i == len(rows) - 1:
@@ -217,7 +232,7 @@ def pgr_figure(ev: Evidence, title: str) -> Any:
                     hi = np.array([p[1].hi if math.isfinite(p[1].hi) else p[1].value for p in pts])
                     ax.errorbar(x, v, yerr=[v - lo, hi - v], fmt="o-", color=color, ms=4, capsize=2,
                                 label=f"weak: {short(w)}")
-            ax.set_xscale("log")
+            _log_x(ax, sorted({ev.params[m] for m in ev.ladder}))
             ax.set_title(f"{task} — PGR({method})", fontsize=10)
             if i == len(tasks) - 1:
                 ax.set_xlabel("strong model parameters")
