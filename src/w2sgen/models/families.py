@@ -18,6 +18,7 @@ LORA_TARGETS: dict[str, list[str]] = {
     "qwen2": DECODER_LORA,
     "gemma": DECODER_LORA,
     "gemma2": DECODER_LORA,
+    "gemma3_text": DECODER_LORA,
     "bert": ["query", "key", "value", "dense"],
     "mpnet": ["q", "k", "v", "o", "dense"],
 }

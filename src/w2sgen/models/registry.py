@@ -41,6 +41,10 @@ class ModelSpec:
     """Default for gradient checkpointing (on for large models)."""
     memory_gb: float = 0.0
     """Rough GPU memory for full finetuning at batch 32 with AdamW (weights+grads+optimizer), in GiB."""
+    probe_choice: str = ""
+    """How ``layer`` and ``pooling`` were chosen (the packaged decoders: bench/probe_layers.py, once)."""
+    notice: str = ""
+    """A notice ``w2s list models`` prints under its table (e.g. the terms that apply to the weights)."""
 
 
 MODELS: Registry[ModelSpec] = Registry(
