@@ -49,3 +49,15 @@ def test_run_dry_run_then_run_then_leaderboard(tiny_suite, tmp_path, capsys):
     assert (tmp_path / "b.html").read_text().startswith("<!doctype html>")
     assert main(["benchmark", "leaderboard", str(tmp_path)]) == 2
     assert "not a benchmark results directory" in capsys.readouterr().err
+
+
+def test_paper_nlp_v1_dry_run_works_offline(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "paper"
+    assert main(["benchmark", "run", "paper-nlp-v1", "--methods", "xent,logconf", "--out", str(out),
+                 "--dry-run", "--cache-dir", str(tmp_path / "cache")]) == 0
+    text = capsys.readouterr().out
+    assert "benchmark paper-nlp-v1 v1" in text and "methods: xent, logconf" in text
+    assert "22 tasks x 2 pairs x 3 seeds = 132 per method" in text
+    assert "22 of 22 tasks cannot be planned here" in text and "the Hugging Face hub: facebook/anli" in text
+    assert not out.exists()
