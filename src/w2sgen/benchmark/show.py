@@ -21,8 +21,14 @@ def list_suites() -> str:
             continue
         lines.append(f"{s.name:<14} v{s.version}  {s.mode:<8} {len(s.tasks):>2} tasks  {len(s.pairs)} pair"
                      f"{'s' if len(s.pairs) > 1 else ' '}  {len(s.seeds)} seeds  {s.short_hash}  "
-                     f"{s.description.splitlines()[0] if s.description else ''}")
+                     f"{_lead(s.description)}")
     return "\n".join(lines) + "\n\n`w2s benchmark show NAME` describes one; a suite file (.yaml) works wherever a name does."
+
+
+def _lead(text: str, width: int = 90) -> str:
+    """The description's start, cut at a word within ``width`` characters (``list`` shows one line per suite)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0].rstrip(",;:") + " …"
 
 
 def _task_line(s: Suite, t: Any, root: str | Path | None, recorded: dict[str, Any]) -> list[str]:
