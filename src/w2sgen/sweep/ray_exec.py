@@ -22,7 +22,7 @@ from typing import Any
 
 from ..config import RunConfig, to_dict
 from ..errors import W2SError
-from .local import SweepResult, raise_failures, reporter, sync_outs
+from .local import MethodFiles, SweepResult, load_method_files, raise_failures, reporter, sync_outs
 from .progress import SweepProgress, Tracker
 
 log = logging.getLogger("w2sgen")
@@ -42,8 +42,10 @@ def import_ray() -> Any:
     return ray
 
 
-def _ray_task(cfg_dict: dict[str, Any], cache_dir: str | None, verbose: bool, cwd: str) -> dict[str, Any]:
+def _ray_task(cfg_dict: dict[str, Any], cache_dir: str | None, verbose: bool, cwd: str,
+              method_files: MethodFiles = ()) -> dict[str, Any]:
     """One run, inside a Ray worker: ``api.run`` without indexing; errors come back as text.
+    ``method_files`` are loaded (registered) first, each with the content the driver loaded.
 
     The worker moves to the driver's directory (when it exists there) so that relative paths in the
     config (results, data files, local models) mean what they mean to the driver, names unchanged."""
@@ -60,6 +62,7 @@ def _ray_task(cfg_dict: dict[str, Any], cache_dir: str | None, verbose: bool, cw
     info = {"kind": "ray", "pid": os.getpid(), "node": ctx.get_node_id(), "worker": ctx.get_worker_id()}
     t0 = time.time()
     try:
+        load_method_files(method_files)
         res = api.run(from_dict(RunConfig, cfg_dict), cache_dir=cache_dir, index=False, executor_info=info)
     except W2SError as e:
         return {"dir": None, "s": time.time() - t0, "error": str(e), "executor": info}
@@ -96,12 +99,14 @@ def _init(ray: Any, address: str | None, num_cpus: int | None, verbose: bool) ->
 
 def run_ray(runs: list[RunConfig], *, cache_dir: str | Path | None, address: str | None = None,
             num_cpus: int | None = None, verbose: bool = False,
-            progress: SweepProgress | None = None) -> SweepResult:
+            progress: SweepProgress | None = None, method_files: MethodFiles = ()) -> SweepResult:
     """Run every run of a sweep as a Ray task; the driver indexes the results.
 
     ``address``: a Ray cluster (``auto``, ``ray://host:10001``, ...); none starts a local Ray with
     ``num_cpus`` CPUs (default: all). A Ray started here is shut down at the end. A failed run does
     not stop the others; failures are raised together as one W2SError, as with the local executor.
+    ``method_files``: method files the runs name, loaded in each task before its run (their paths
+    must be readable at the same place on every node).
     """
     ray = import_ray()
     t0 = time.time()
@@ -120,7 +125,8 @@ def run_ray(runs: list[RunConfig], *, cache_dir: str | Path | None, address: str
             progress.slots = max(1, min(n, int(cluster.get(per, 1))))
         for out in outs:
             out.mkdir(parents=True, exist_ok=True)
-        refs = {task.options(**resources(cfg, gpus)).remote(to_dict(cfg), cache, verbose, os.getcwd()): i
+        refs = {task.options(**resources(cfg, gpus)).remote(to_dict(cfg), cache, verbose, os.getcwd(),
+                                                            list(method_files)): i
                 for i, cfg in enumerate(runs)}
         log.info("sweep: %d runs submitted to Ray (%s)", n,
                  ", ".join(f"{k} {v:g}" for k, v in sorted(cluster.items()) if k in ("CPU", "GPU")))
