@@ -311,6 +311,14 @@ class StageResult:
         return _probs(f.loc[ids])
 
 
+def select_ref(ref: Reference, val_ids: list[str]) -> dict[str, Any]:
+    """A key's entry for the val labels a probe grid's head is chosen by: ground truth is already in
+    the key (the task's fingerprint and the split ids); other references by their hash."""
+    if ref.source == "ground truth":
+        return {"source": ref.source}
+    return {"source": ref.source, "val": ids_hash(val_ids, ref.probs)}
+
+
 def train_stage(
     cache: StageCache, stage: str, inputs: dict[str, Any], side: ModelSide, task: TaskData, splits: Splits,
     target: np.ndarray, loss_fn, cfg: RunConfig, seed: int, train_idx: np.ndarray | None = None,
@@ -333,8 +341,15 @@ def train_stage(
     # what the grid's head is chosen by is an input of the stage, so part of its key; a student's key
     # holds the weak labels on val and test (run_student), from which its supervision's val labels follow
     if ref is not None and not (stage == "student" and "weak_eval" in inputs):
-        ref_key = {"source": ref.source, "val": ids_hash(frame["id"].to_numpy()[splits["val"]].tolist(), ref.probs)}
-        inputs = inputs.with_(select_ref=ref_key) if isinstance(inputs, StageKey) else dict(inputs, select_ref=ref_key)
+        ref_key = select_ref(ref, frame["id"].to_numpy()[splits["val"]].tolist())
+        if "select_ref" in inputs:  # declared by the key's builder (floors, ceilings): it must be this one
+            if inputs["select_ref"] != ref_key:
+                raise RuntimeError(f"stage {stage!r}: its key declares heads chosen by {inputs['select_ref']}, "
+                                   f"but they are chosen by {ref_key}")
+        elif isinstance(inputs, StageKey):
+            inputs = inputs.with_(select_ref=ref_key)
+        else:
+            inputs = dict(inputs, select_ref=ref_key)
 
     def build(d: Path) -> None:
         texts = frame["text"].tolist()
@@ -481,13 +496,17 @@ class StageInputs:
         """The weak floor: ground truth on weak_train, on the weak model's features."""
         idx = self.splits["weak_train"]
         return self.make("floor", weak_key, train_split="weak_train",
-                         train=ids_hash(self.split_ids["weak_train"], self.labels[idx]))
+                         train=ids_hash(self.split_ids["weak_train"], self.labels[idx]), **self._gt_select())
 
     def ceiling(self, strong_key: str) -> StageKey:
         """The strong ceiling: ground truth on transfer, on the strong model's features."""
         idx = self.splits["transfer"]
         return self.make("ceiling", strong_key, train_split="transfer",
-                         train=ids_hash(self.split_ids["transfer"], self.labels[idx]))
+                         train=ids_hash(self.split_ids["transfer"], self.labels[idx]), **self._gt_select())
+
+    def _gt_select(self) -> dict[str, Any]:
+        """Probe floors and ceilings choose their heads by the val ground truth (``select_ref``)."""
+        return {"select_ref": {"source": "ground truth"}} if self.base["mode"] == "probe" else {}
 
     def student(self, method: Any, strong_key: str, weak_transfer: Any, plan: StudentPlan | None = None,
                 env: KeyEnv | None = None) -> StageKey:
@@ -728,9 +747,13 @@ def weak_eval(ctx: Any) -> list[str | None]:
     """A student key's entry for the weak labels on val and test (None where given labels lack them):
     a student's probe head and early_stop's checkpoint are chosen by them, and a labels method
     carries the supervision's val/test predictions."""
-    ids = ctx.keys.split_ids
-    probs = [ctx.floor.probs(s, ids[s]) for s in ("val", "test")]
-    return [None if p is None else ids_hash(ids[s], p) for s, p in zip(("val", "test"), probs)]
+    return weak_eval_of(ctx.floor, ctx.keys.split_ids)
+
+
+def weak_eval_of(floor: StageResult, split_ids: dict[str, list[str]]) -> list[str | None]:
+    """:func:`weak_eval` from the floor's (or given labels') predictions and the split ids."""
+    probs = [floor.probs(s, split_ids[s]) for s in ("val", "test")]
+    return [None if p is None else ids_hash(split_ids[s], p) for s, p in zip(("val", "test"), probs)]
 
 
 def _run_parts(ctx: Any, spec: Any, inputs: StageKey, weak_transfer: np.ndarray) -> tuple[StageResult, int]:

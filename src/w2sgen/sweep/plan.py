@@ -128,7 +128,7 @@ def _wall(entry: Path) -> float | None:
 def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Plan:
     """The unique stages of ``runs`` and their cache state (loads tasks and model fingerprints only)."""
     from ..methods.compose import parse
-    from ..protocol import StageResult, stage_inputs
+    from ..protocol import StageResult, stage_inputs, weak_eval_of
     from ..tasks.splits import make_splits
 
     cache = StageCache(cache_dir)
@@ -160,12 +160,14 @@ def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Pla
             import pandas as pd
 
             preds = pd.read_parquet(cache.path("floor", fkey) / "predictions.parquet")
-            weak_transfer = StageResult("floor", preds, {}, True, fkey, 0.0).probs("transfer", si.split_ids["transfer"])
+            floor_st = StageResult("floor", preds, {}, True, fkey, 0.0)
+            weak_transfer = floor_st.probs("transfer", si.split_ids["transfer"])
         env = _key_env(res, cfg, si)
         for m in cfg.methods:
             name = parse(m, cfg.method_args, cfg.mode).name
             if weak_transfer is not None:
-                key = stage_key(si.student(name, strong_key, weak_transfer, env=env))
+                key = stage_key(si.student(name, strong_key, weak_transfer, env=env)
+                                .with_(weak_eval=weak_eval_of(floor_st, si.split_ids)))  # as run_student's
                 ids.append(add("student", f"student/{key}", key, r, after=floor))
             else:
                 # the same stage as the key run_seed will compute: base inputs, method, strong model, floor
