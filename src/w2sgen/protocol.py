@@ -433,6 +433,15 @@ class KeyEnv:
         self.split_ids = split_ids
         self.covers: set[str] = set()
 
+    def dtype(self, path: str) -> str:
+        """The compute dtype the config field ``path`` resolves to here (``auto``: as measured on this
+        device), as the stage computes with it: a cache shared by machines never serves one's bf16
+        result to another that computes in fp32. Covers ``path``."""
+        from .reads import untracked
+        from .train.activations import resolve_device, resolve_dtype
+
+        return resolve_dtype(self.config(path), resolve_device(untracked(self.cfg).embed.device))
+
     def config(self, path: str) -> Any:
         """The value at dotted ``path`` of the run config (a section as plain dicts); covers ``path``."""
         from .config import to_dict
@@ -798,6 +807,13 @@ def analyze_student(ctx: Any, spec: Any, st: StageResult) -> dict[str, Any]:
     sup = {s: arrays.get(f"supervisor/probs/{s}") for s in ("val", "test")}
     if all(v is not None for v in sup.values()):
         out["supervisor"] = {s: metrics.summarize(truth[s], p) for s, p in sup.items()}
+    out.update(part_analyses(spec, st, truth, ctx))
+    return out
+
+
+def part_analyses(spec: Any, st: Any, truth: Any, ctx: Any) -> dict[str, Any]:
+    """Each part's ``analyze_fn(cfg, student, truth, ctx)`` result (those that return one), by method name."""
+    out: dict[str, Any] = {}
     for p in spec.parts:
         if p.method.analyze_fn is not None:
             res = p.method.analyze_fn(p.cfg, st, truth, ctx)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..protocol import KeyEnv, StageInputs, StageKey, ids_hash, stage_inputs
+from ..protocol import KeyEnv, StageInputs, StageKey, ids_hash, part_analyses, stage_inputs
 from .methods import Answers, GenSpec, parse
 from .scoring import right, student_effects
 from .stages import GenStage, prompt_stage, sft_stage
@@ -227,11 +227,7 @@ def analyze(ctx: Any, spec: GenSpec, st: GenStage, task: Any, gold: dict[str, li
         lookup = dict(zip(ctx.ids("transfer"), gold["transfer"], strict=True))
         ok = right(task.checker, t["target"].astype(str).tolist(), [lookup[i] for i in t["id"].astype(str)])
         out["train_targets"] = {"n": int(len(ok)), "acc": float(ok.mean()) if len(ok) else None}
-    for p in spec.parts:
-        if p.method.analyze_fn is not None:
-            res = p.method.analyze_fn(p.cfg, st, gold, ctx)
-            if res:
-                out[p.method.name] = res
+    out.update(part_analyses(spec, st, gold, ctx))
     return out
 
 

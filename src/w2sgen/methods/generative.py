@@ -127,9 +127,8 @@ def _key(cfg: GenerativeConfig, env: Any) -> dict[str, Any]:
     """The LM finetuning reads finetune.dtype (its compute dtype, in every mode) and the texts of
     weak_train (besides transfer's, already in the key)."""
     from ..protocol import ids_hash
-    from .zero_shot import resolved_dtype
 
-    return {"lm_dtype": resolved_dtype(env, "finetune.dtype"), "lm_texts": ids_hash(env.split_ids["weak_train"])}
+    return {"lm_dtype": env.dtype("finetune.dtype"), "lm_texts": ids_hash(env.split_ids["weak_train"])}
 
 
 def _analyze(cfg: GenerativeConfig, student: Any, truth: dict[str, np.ndarray], ctx: Any) -> dict[str, Any] | None:

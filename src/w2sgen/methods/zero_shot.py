@@ -128,17 +128,7 @@ def _run(cfg: ZeroShotConfig, ctx: Any, plan: Any):
 def prompt_key(cfg: Any, env: Any) -> dict[str, Any]:
     """What the prompting methods read beyond their settings: the prompted model (when it is not the
     strong model) and the compute dtype (``embed.dtype``, in every mode)."""
-    return {"model": env.model_key(cfg.model) if cfg.model else None, "dtype": resolved_dtype(env, "embed.dtype")}
-
-
-def resolved_dtype(env: Any, path: str) -> str:
-    """The compute dtype the config field ``path`` resolves to here (``auto``: as measured on this
-    device), as the stage computes with it: a cache shared by machines never serves one's bf16
-    result to another that computes in fp32."""
-    from ..reads import untracked
-    from ..train.activations import resolve_device, resolve_dtype
-
-    return resolve_dtype(env.config(path), resolve_device(untracked(env.cfg).embed.device))
+    return {"model": env.model_key(cfg.model) if cfg.model else None, "dtype": env.dtype("embed.dtype")}
 
 
 METHOD = Method(
