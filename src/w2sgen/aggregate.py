@@ -669,6 +669,26 @@ def format_summary(summary: pd.DataFrame, threshold: float = GAP_THRESHOLD) -> s
     return "\n".join(lines)
 
 
+def format_compare(cmp: pd.DataFrame) -> str:
+    """:func:`compare`'s rows as text: each method against the reference on the same runs, Δ w2s accuracy
+    in points and ΔPGR, each with its 95% interval, and whether the Δacc interval excludes 0."""
+    if not len(cmp):
+        return "(no paired runs)"
+    lines = []
+    for r in cmp.to_dict("records"):
+        where = f"{r['task']}: " if "task" in r else ""
+        if not np.isfinite(r.get("delta_acc", float("nan"))):
+            lines.append(f"{where}{r['method']} − {r['reference']}: no paired runs")
+            continue
+        verdict = {1: "above", -1: "below"}.get(int(r["significant"]), "not told apart from")
+        dpgr = (f"flagged: {r['flag_reason']}" if r.get("flagged") else
+                _iv(r["delta_pgr"], r["delta_pgr_lo"], r["delta_pgr_hi"], pct=False))
+        lines.append(f"{where}{r['method']} − {r['reference']} on the same {int(r['runs'])} runs: "
+                     f"Δ w2s {_iv(r['delta_acc'], r['delta_acc_lo'], r['delta_acc_hi'])} pts, ΔPGR {dpgr}: "
+                     f"{r['method']} is {verdict} {r['reference']} at 95%")
+    return "\n".join(lines)
+
+
 def check_threshold(points: float) -> float:
     """``--gap-threshold`` in points -> a fraction (W2SError for a negative or absurd value)."""
     if not (isinstance(points, (int, float)) and 0 <= points < 100):

@@ -39,6 +39,14 @@ class Results:
         preds = Predictions(self.out)
         return summarize(runs_table(self.runs, preds=preds), preds=preds)
 
+    def compare(self, reference: str = "xent") -> pd.DataFrame:
+        """Each method against ``reference`` on the same runs, per task (``w2sgen.aggregate.compare``):
+        Δ w2s accuracy and ΔPGR with 95% intervals."""
+        from .aggregate import Predictions, compare, runs_table
+
+        preds = Predictions(self.out)
+        return compare(runs_table(self.runs, preds=preds), reference, by=("task",), preds=preds)
+
     def query(self, task: str | list[str] | None = None, method: str | list[str] | None = None,
               where: str | None = None) -> pd.DataFrame:
         """The table filtered through the directory's index ``runs.sqlite`` (``where``: SQL)."""

@@ -150,6 +150,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print("w2s demo: cities, minilm-l6 (weak) -> mpnet-base (strong), frozen features + linear heads, "
           f"seeds {','.join(map(str, cfg.seeds))}")
     print(res)
+    if len(cfg.methods) > 1 and "xent" in cfg.methods:
+        from .aggregate import format_compare
+
+        print(format_compare(res.compare("xent")))
     print(f"\nwall time {time.time() - t0:.0f}s; results in {Path(cfg.out).resolve()}")
     return 0
 

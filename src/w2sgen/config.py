@@ -96,7 +96,7 @@ class ProbeConfig:
     (lbfgs for linear heads with xent, adam otherwise)."""
     max_iter: int = 300
     """lbfgs: iterations at most per head."""
-    tol: float = 1e-3
+    tol: float = 1e-4
     """lbfgs: a head stops when no entry of its objective's gradient (in its free parameters) exceeds this."""
     lr: float = 3e-3
     """adam: peak learning rate."""

@@ -33,7 +33,7 @@ from .tasks.splits import SPLITS, Splits
 from .train.select import Reference
 
 log = logging.getLogger("w2sgen")
-PROTOCOL_VERSION = "3"  # 2: keys by construction, the label firewall, chained filters; 3: grid-selected probe heads
+PROTOCOL_VERSION = "4"  # 2: keys by construction, the label firewall, chained filters; 3: grid-selected probe heads; 4: preconditioned L-BFGS heads, heads-batched losses
 PREDICT_SPLITS = ("transfer", "val", "test")
 
 

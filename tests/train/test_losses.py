@@ -97,3 +97,23 @@ def test_logconf_window_thresholds_over_the_effective_batch():
     hard_alone = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
     assert alone.item() == pytest.approx(xent(logits, 0.5 * weak + 0.5 * hard_alone).item(), rel=1e-6)
     assert got.item() != pytest.approx(alone.item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_several_heads_at_once_equal_each_head_alone(k):
+    """xent and logconf on (A, B, K) logits return each head's own (B, K) loss: logconf's threshold is
+    per head (the heads differ here, so one shared threshold would change the losses)."""
+    from w2sgen.methods import METHODS
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 32, k, generator=g) * torch.tensor([0.5, 1.0, 2.0, 4.0])[:, None, None]
+    weak = torch.softmax(torch.randn(32, k, generator=g), -1)
+    for name in ("xent", "logconf"):
+        loss = METHODS.get(name).make_loss(METHODS.get(name).config())
+        assert loss.heads_batched
+        together = loss(logits, weak, 70, 100)
+        alone = torch.stack([loss(lg, weak, 70, 100) for lg in logits])
+        assert together.shape == (4,)
+        torch.testing.assert_close(together, alone, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="window needs the logits of one head"):
+        logconf(logits, weak, 0.5, window=(torch.softmax(logits[0], -1), weak))

@@ -19,6 +19,7 @@ def _make(cfg: LogconfConfig):
     def loss(logits, weak, step, total, window=None):
         return logconf(logits, weak, warmup_alpha(step, total, cfg.alpha_max, cfg.warmup_frac), window)
 
+    loss.heads_batched = True  # logits (A, B, K) -> (A,): each head's own threshold (train.probe)
     loss.needs_window = True  # its threshold is over the effective batch (w2sgen.train.finetune.WINDOW_ATTR)
     return loss
 

@@ -16,6 +16,7 @@ def _loss(logits, weak, step, total, window=None):
     return xent(logits, weak)
 
 
+_loss.heads_batched = True  # logits (A, B, K) -> (A,) (train.probe)
 _loss.full_batch = True  # a fixed mean of per-example terms: full-batch solvers may train it (train.probe)
 
 METHOD = Method(

@@ -1,7 +1,9 @@
 """Training losses (pure functions of logits and targets).
 
 Shapes: ``logits`` (B, K) raw scores, ``target`` (B, K) soft labels whose rows sum to 1.
-All losses return the batch mean. Targets built from the student's own predictions are
+All losses return the batch mean. :func:`xent` and :func:`logconf` also take the logits of several
+heads at once, (A, B, K) against the same (B, K) targets, and return each head's loss (A,), exactly
+what each head's (B, K) call returns (the probe heads' grid trains that way). Targets built from the student's own predictions are
 detached: the student is pulled towards them, not the other way round.
 """
 
@@ -15,8 +17,10 @@ def xent(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy with soft labels.
 
     L = −(1/B) Σ_i Σ_k t_ik · log softmax(z_i)_k
+
+    logits (..., B, K), target broadcastable to it -> (...): one mean per leading index.
     """
-    return -(target * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+    return -(target * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean(-1)
 
 
 def warmup_alpha(step: int, total_steps: int, alpha_max: float = 0.5, warmup_frac: float = 0.2) -> float:
@@ -61,19 +65,24 @@ def logconf(logits: torch.Tensor, weak: torch.Tensor, alpha: float,
     no-grad forward pass (``train.finetune``), so the threshold and the rate are computed over the
     whole effective batch. That pass runs in training mode, as the step's own forwards do: with
     dropout on, the window's predictions are another dropout sample of the same weights.
+
+    Several heads: logits (A, B, K) with weak (B, K) give each head's loss (A,), each with its own
+    threshold over its own predictions (no ``window`` then).
     """
-    probs = F.softmax(logits.detach().float(), dim=-1)  # (B, K)
+    probs = F.softmax(logits.detach().float(), dim=-1)  # (..., B, K)
     all_probs, all_weak = probs, weak
     if window is not None:
+        if probs.dim() != 2:
+            raise ValueError("logconf: a window needs the logits of one head, (B, K)")
         all_probs = torch.cat([window[0].to(probs), probs])
         all_weak = torch.cat([window[1].to(weak), weak])
-    if weak.shape[1] == 2:
+    if weak.shape[-1] == 2:
         rate = all_weak[:, 1].mean()
-        tau = torch.quantile(all_probs[:, 1], 1.0 - rate.clamp(0.0, 1.0))
-        hard1 = (probs[:, 1] > tau).to(probs.dtype)
+        tau = torch.quantile(all_probs[..., 1], 1.0 - rate.clamp(0.0, 1.0), dim=-1, keepdim=True)  # (..., 1)
+        hard1 = (probs[..., 1] > tau).to(probs.dtype)
         hard = torch.stack([1.0 - hard1, hard1], dim=-1)
     else:
-        hard = harden(probs, 0.0)
+        hard = F.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype)
     target = (1.0 - alpha) * weak + alpha * hard
     return xent(logits, target)
 

@@ -137,19 +137,35 @@ class Heads(nn.Module):
         return out.eval()
 
 
+_OUTER_THREADS: list[int] = []  # torch's thread count outside the innermost threads() block
+
+
 @contextmanager
-def one_thread():
-    """Run torch (and numpy's BLAS) on one CPU thread inside: a head's ops are small, and waking a
-    thread pool for each costs more than the op (several times more on a loaded machine)."""
+def threads(n: int):
+    """Run torch (and numpy's BLAS) on ``n`` CPU threads inside, restoring the count after."""
     from threadpoolctl import threadpool_limits
 
     prev = torch.get_num_threads()
-    torch.set_num_threads(1)
+    _OUTER_THREADS.append(prev)
+    torch.set_num_threads(n)
     try:
-        with threadpool_limits(1, user_api="blas"):
+        with threadpool_limits(n, user_api="blas"):
             yield
     finally:
+        _OUTER_THREADS.pop()
         torch.set_num_threads(prev)
+
+
+def one_thread():
+    """One CPU thread inside: a head's ops are small, and waking a thread pool for each costs more
+    than the op (several times more on a loaded machine)."""
+    return threads(1)
+
+
+def outer_threads():
+    """The thread count the caller had before the enclosing :func:`one_thread`: for the few large
+    ops inside (a (D, N) @ (N, D) product, an eigendecomposition) that a thread pool does speed up."""
+    return threads(_OUTER_THREADS[-1] if _OUTER_THREADS else torch.get_num_threads())
 
 
 @dataclass
@@ -235,14 +251,23 @@ def _penalty(heads: Heads, params: dict[str, torch.Tensor], lam: torch.Tensor) -
 
 class _HeadLosses:
     """The loss of each head on its own (B, K) logits: (A, B, K) -> (A,), as ``loss_fn`` computes it for
-    one head. With several heads the call is vectorised over them (``torch.func.vmap``) when the loss
-    allows it, else (or if vmap fails once) a loop of one call per head."""
+    one head. A loss that declares ``heads_batched`` takes (A, B, K) itself and returns (A,) (one call
+    for every head: xent, logconf); otherwise the call is vectorised over the heads
+    (``torch.func.vmap``) when the loss allows it, else (or if vmap fails once) a loop of one call per
+    head."""
 
     def __init__(self, loss_fn: LossFn):
         self.loss_fn = loss_fn
         self.vmap_ok = True
+        self.batched = bool(getattr(loss_fn, "heads_batched", False))
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, step: int, total: int) -> torch.Tensor:
+        if self.batched:
+            out = self.loss_fn(logits, target, step, total)
+            if out.shape != logits.shape[:1]:
+                raise ValueError(f"a heads_batched loss returned shape {tuple(out.shape)} for logits "
+                                 f"{tuple(logits.shape)}; expected ({len(logits)},)")
+            return out
         if len(logits) > 1 and self.vmap_ok:
             import warnings
 
@@ -318,13 +343,21 @@ def _autograd_objective(heads: Heads, z: torch.Tensor, losses_of, lam: torch.Ten
 
 
 def _linear_objective(heads: Heads, z: torch.Tensor, losses_of, lam: torch.Tensor):
-    """(fun, θ₀, θ -> parameters) of J for linear heads, in K − 1 columns per head.
+    """(fun, θ₀, θ -> parameters) of J for linear heads, in K − 1 columns per head, preconditioned.
 
     A full-batch loss is a function of softmax(logits), which adding a constant to every logit of an
     example leaves alone: its gradient's columns sum to 0 (Σ_k ∂L/∂z_k = 0), so from W = 0 every
     iterate, and the optimum, lies in {W : W·1 = 0}. There W = U Bᵀ with B (K, K−1) an orthonormal
     basis of {v : Σv = 0}, and ‖W‖ = ‖U‖: the same problem over U (D, K−1), half the matmul for K = 2.
-    The two matmuls (logits = z U Bᵀ + b, ∂J/∂U = zᵀ (∂L/∂logits) B + λU) stream the transposed
+
+    Preconditioning (a change of variables, so the optimum is the same): at W = 0 the softmax loss's
+    Hessian in U is (G / K) ⊗ I with G = zᵀz / N (the features' second moment; bias block I / K), so
+    head c solves for V with U = M_c V, M_c = (G / K + λ_c I)^(−1/2) (one eigendecomposition of G for
+    every head), and for β with b = √K · β. Its Hessian at the start is then the identity, and
+    L-BFGS needs a few tens of iterations where the raw problem, with correlated features, needs
+    hundreds; ``probe.tol`` applies to the gradient in (V, β).
+
+    The matmuls (logits = z U Bᵀ + b, ∂J/∂U = zᵀ (∂L/∂logits) B + λU) stream the transposed
     features (D, N) through numpy's BLAS, several times faster than torch's for these skinny products
     on the CPUs measured; autograd runs through the loss only.
     """
@@ -332,14 +365,29 @@ def _linear_objective(heads: Heads, z: torch.Tensor, losses_of, lam: torch.Tenso
     R = K - 1
     basis = torch.linalg.qr(torch.eye(K)[:, :R] - 1.0 / K).Q  # (K, R), orthonormal, columns sum to 0
     zt = np.ascontiguousarray(z.numpy().T)  # (D, N)
+    n = max(len(z), 1)
+    with outer_threads():
+        gram = torch.from_numpy(zt @ zt.T) / n  # (D, D)
+        evals, evecs = torch.linalg.eigh(gram)  # G = Q diag(e) Qᵀ
+    evals = evals.double().clamp_min(0.0) / K
+    floor = 1e-8 * float(evals.max().clamp_min(1e-12))
+    scale = (evals[None, :] + lam.double()[:, None]).clamp_min(floor).rsqrt().float()  # (C, D): M_c = Q diag(scale_c) Qᵀ
+    q = evecs.float().numpy()
+    root_k = math.sqrt(K)
+
+    def to_u(v: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:  # (A, D, R) -> M_c v_c, same shape
+        A = len(v)
+        w = q.T @ v.permute(1, 0, 2).reshape(D, A * R).numpy()  # (D, A·R): two matmuls for all heads
+        w = torch.from_numpy(w).view(D, A, R) * scale[idx].T[:, :, None]
+        return torch.from_numpy(q @ w.reshape(D, A * R).numpy()).view(D, A, R).permute(1, 0, 2)
 
     def params_of(theta: torch.Tensor) -> dict[str, torch.Tensor]:
-        u = theta[:, : D * R].reshape(len(theta), D, R)
-        return {"weight": u @ basis.T, "bias": theta[:, D * R :]}
+        v = theta[:, : D * R].reshape(len(theta), D, R)
+        return {"weight": to_u(v, torch.arange(len(theta))) @ basis.T, "bias": root_k * theta[:, D * R :]}
 
     def fun(theta: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         A = len(theta)
-        u, b = theta[:, : D * R].reshape(A, D, R), theta[:, D * R :]
+        u, b = to_u(theta[:, : D * R].reshape(A, D, R), idx), root_k * theta[:, D * R :]
         zu = torch.from_numpy(u.permute(0, 2, 1).reshape(A * R, D).numpy() @ zt).view(A, R, -1).transpose(1, 2)
         logits = (zu @ basis.T + b[:, None]).detach().requires_grad_()  # (A, N, K)
         losses = losses_of(logits)  # (A,)
@@ -347,9 +395,9 @@ def _linear_objective(heads: Heads, z: torch.Tensor, losses_of, lam: torch.Tenso
         dz = torch.zeros_like(logits) if dz is None else dz
         du = np.ascontiguousarray((dz @ basis).permute(1, 0, 2).reshape(-1, A * R).numpy())  # (N, A·R)
         la = lam[idx]
-        gu = torch.from_numpy(zt @ du).view(D, A, R).permute(1, 0, 2) + la[:, None, None] * u
+        gu = torch.from_numpy(zt @ du).view(D, A, R).permute(1, 0, 2) + la[:, None, None] * u  # ∂J/∂U
         obj = losses.detach() + 0.5 * la * u.pow(2).sum((1, 2))
-        return obj, torch.cat([gu.reshape(A, -1), dz.sum(1)], dim=1)
+        return obj, torch.cat([to_u(gu, idx).reshape(A, -1), root_k * dz.sum(1)], dim=1)  # chain rule: Mᵀ = M
 
     return fun, torch.zeros(C, D * R + K), params_of  # linear heads start at 0
 
@@ -422,12 +470,17 @@ def _fit_adam(heads: Heads, z: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, l
                         torch._foreach_addcdiv_(params, m, denom, -size)
                     else:
                         _masked_adam(params, list(grads), m, v, ok, updates, cfg.lr, factor)
-                    for c in ok.nonzero().squeeze(1).tolist():
-                        updates[c] += 1
-                    for c in (~ok).nonzero().squeeze(1).tolist():
-                        skipped[c] += 1
-                    run += torch.where(ok, loss.detach(), 0.0).double()
-                    good += ok.double()
+                    if all_ok:
+                        updates = [u + 1 for u in updates]
+                        run += loss.detach().double()
+                        good += 1
+                    else:
+                        for c in ok.nonzero().squeeze(1).tolist():
+                            updates[c] += 1
+                        for c in (~ok).nonzero().squeeze(1).tolist():
+                            skipped[c] += 1
+                        run += torch.where(ok, loss.detach(), 0.0).double()
+                        good += ok.double()
                 step += 1
                 check_interrupt(f"stage {desc} at step {step}")
             bar.update(per_epoch)
