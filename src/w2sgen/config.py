@@ -44,7 +44,16 @@ class SplitConfig:
     otherwise test is carved from the subsample. weak_train and transfer share what is left."""
     pool_seed: int | None = None
     """Seed of the max_examples subsample alone: with it, every seed draws its splits from the same
-    subsample (so they share texts and the activation cache); None: the split seed draws both."""
+    subsample (so they share texts and the activation cache); None: the split seed draws both. Also
+    the seed of the strong_pool sample (None: 0)."""
+    strong_pool: int | None = None
+    """Draw transfer and val (and test, unless the task has its own test pool) from one fixed sample of
+    about this many training-pool examples (whole groups, drawn by pool_seed), the same for every seed;
+    each seed partitions that sample its own way and draws weak_train from the rest of the training
+    pool. The strong model, the costly one, then embeds the same texts for every seed (probe mode),
+    while the weak model still trains on a different draw per seed. Defaults inside the sample: test
+    20% of it (at least min_test), val 10% (at least min_val), transfer what is left; weak_train all
+    of the rest of the training pool unless n_weak_train says less. Not with max_examples."""
 
 
 @dataclass

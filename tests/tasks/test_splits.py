@@ -336,6 +336,43 @@ def test_pool_seed_fixes_the_subsample_and_the_seed_still_draws_the_splits(n_tes
     assert len(without) > len(pool)  # without pool_seed each seed subsamples anew
 
 
+@pytest.mark.parametrize("n_test_groups", [0, 60])
+def test_strong_pool_fixes_the_strong_models_texts_and_the_seed_still_draws_every_split(n_test_groups):
+    """transfer, val (and carved test) lie in one sample of the training pool, the same for every seed
+    (so the strong model embeds those texts only); weak_train lies outside it; whole groups."""
+    task = grouped_task(400, n_test_groups=n_test_groups)
+    cfg = SplitConfig(strong_pool=300, n_weak_train=120, n_val=40, n_test=60, pool_seed=5, **LOW)
+    pools = task.frame["pool"].to_numpy()
+    draws = [make_splits(task, cfg, seed) for seed in range(4)]
+    strong = [set(np.concatenate([sp["transfer"], sp["val"]] + ([] if n_test_groups else [sp["test"]])).tolist())
+              for sp in draws]
+    assert len({frozenset(s) for s in strong}) == 1  # the same sample for every seed
+    assert 300 <= len(strong[0]) <= 300 + MAX_GROUP and (pools[list(strong[0])] == "train").all()
+    for sp in draws:
+        assert not set(sp["weak_train"].tolist()) & strong[0]
+        assert len(sp["weak_train"]) >= 120 and len(sp["val"]) >= 40 and len(sp["test"]) >= 60
+        if n_test_groups:
+            assert (pools[sp["test"]] == "test").all()
+        where = pd.Series("none", index=task.frame.index)
+        for name in SPLITS:
+            where.iloc[sp[name]] = name
+        assert (where.groupby(task.frame["group"]).nunique() == 1).all()  # whole groups
+    for name in ("transfer", "val", "weak_train"):  # each seed partitions differently
+        assert len({frozenset(sp[name].tolist()) for sp in draws}) > 1
+    other = make_splits(task, SplitConfig(strong_pool=300, n_weak_train=120, n_val=40, n_test=60, pool_seed=6, **LOW), 0)
+    assert set(np.concatenate([other["transfer"], other["val"]]).tolist()) - strong[0]  # pool_seed draws the sample
+
+
+def test_strong_pool_errors_name_the_field_and_the_fix():
+    task = grouped_task(100)
+    with pytest.raises(W2SError, match="'splits.strong_pool'.*use one"):
+        make_splits(task, SplitConfig(strong_pool=100, max_examples=200, **LOW), 0)
+    with pytest.raises(W2SError, match="'splits.strong_pool': 250 examples.*use at most 246"):
+        make_splits(task, SplitConfig(strong_pool=250, **LOW), 0)
+    with pytest.raises(W2SError, match="'splits.strong_pool'.*>= 4"):
+        make_splits(task, SplitConfig(strong_pool=2, **LOW), 0)
+
+
 # ------------------------------------------------------------------ minimums (splits.min_test, splits.min_val)
 def _classes(task: TaskData, s) -> dict[str, int]:
     labels = task.frame["label"].to_numpy()

@@ -113,6 +113,8 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
     for g in groups:
         if len(set(pools[g])) > 1:
             raise W2SError(f"task {task.name!r}: group {frame['group'].iloc[g[0]]!r} spans the train and test pools")
+    if cfg.strong_pool is not None:
+        return _strong_pool_splits(task, cfg, split_seed, rng, groups, pools, labels)
     parts = budget_parts(cfg, int((pools == "test").sum())) if cfg.max_examples is not None else None
     if parts is not None and cfg.pool_seed is not None:
         # the subsample is drawn by pool_seed alone (before the split draw): the splits inside it vary
@@ -153,6 +155,70 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
             log.warning(msg)
     out["transfer"], pos = _take(train_groups, pos, n_tr)
 
+    result = {}
+    for name in SPLITS:
+        idx = np.sort(np.asarray(out[name], dtype=np.int64))
+        if cfg.balance:
+            idx = _balance(idx, labels, rng)
+        result[name] = idx
+    splits = Splits(result, split_seed)
+    check_splits(task, cfg, splits, asked)
+    return splits
+
+
+def _strong_pool_splits(task: TaskData, cfg: SplitConfig, split_seed: int, rng: np.random.Generator,
+                        groups: list[np.ndarray], pools: np.ndarray, labels: np.ndarray) -> Splits:
+    """``splits.strong_pool``: test (when carved), val and transfer from one sample S of the training
+    pool's groups, drawn by pool_seed alone (the same S for every seed); weak_train from the training
+    pool outside S. Each seed shuffles the groups inside S and outside it its own way."""
+    n_s = cfg.strong_pool
+    if isinstance(n_s, bool) or not isinstance(n_s, int) or n_s < 4:
+        raise W2SError(f"config field 'splits.strong_pool': {n_s!r}; give a count of examples >= 4, or null")
+    if cfg.max_examples is not None:
+        raise W2SError("config fields 'splits.strong_pool' and 'splits.max_examples' are both set: use one "
+                       "(strong_pool already fixes the sample the strong model sees)")
+    train_ids = [i for i, g in enumerate(groups) if pools[g[0]] == "train"]
+    n_train_pool = int(sum(len(groups[i]) for i in train_ids))
+    if n_s >= n_train_pool:
+        raise W2SError(f"config field 'splits.strong_pool': {n_s} examples, but task {task.name!r} has "
+                       f"{n_train_pool} in its training pool and weak_train needs some outside the sample; "
+                       f"use at most {n_train_pool - 4}")
+    ranked = np.random.default_rng([0 if cfg.pool_seed is None else cfg.pool_seed, 7919]).permutation(len(train_ids))
+    in_s: set[int] = set()
+    got = 0
+    for j in ranked:
+        if got >= n_s:
+            break
+        in_s.add(train_ids[j])
+        got += len(groups[train_ids[j]])
+    perm = rng.permutation(len(groups))
+    shuffled = [groups[i] for i in perm]
+    in_pool = [perm[k] in in_s for k in range(len(perm))]
+    strong = [g for g, s in zip(shuffled, in_pool) if s]
+    rest = [g for g, s in zip(shuffled, in_pool) if not s and pools[g[0]] == "train"]
+    test_groups = [g for g in shuffled if pools[g[0]] == "test"]
+    out: dict[str, list[int]] = {}
+    asked: dict[str, int] = {}
+    if test_groups:
+        asked["test"] = _count(cfg.n_test, int(sum(len(g) for g in test_groups)), 1.0, "n_test")
+        out["test"], _ = _take(test_groups, 0, asked["test"])
+        pos = 0
+    else:
+        asked["test"] = _carved_test(cfg, got)
+        out["test"], pos = _take(strong, 0, asked["test"])
+    asked["val"] = _val(cfg, got)
+    out["val"], pos = _take(strong, pos, asked["val"])
+    left = int(sum(len(g) for g in strong[pos:]))
+    n_tr = _count(cfg.n_transfer, got, 0.0, "n_transfer") if cfg.n_transfer is not None else left
+    if n_tr > left:
+        msg = f"transfer: asked for {n_tr} examples, {left} are left in splits.strong_pool; using {left}"
+        if msg not in _WARNED:
+            _WARNED.add(msg)
+            log.warning(msg)
+    out["transfer"], _ = _take(strong, pos, n_tr)
+    n_rest = int(sum(len(g) for g in rest))
+    n_weak = _count(cfg.n_weak_train, n_rest, 1.0, "n_weak_train") if cfg.n_weak_train is not None else n_rest
+    out["weak_train"], _ = _take(rest, 0, n_weak)
     result = {}
     for name in SPLITS:
         idx = np.sort(np.asarray(out[name], dtype=np.int64))

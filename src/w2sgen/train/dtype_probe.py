@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +32,9 @@ DEFAULT_WIDTH = 768
 BF16_BUDGET_S = 0.3
 """Seconds the bf16 half of the probe may take: a bf16 that needs longer is many times slower than fp32."""
 CACHE_FILE = "dtype-probe.json"
+MIN_ROUND_FLOPS = 5e7
+"""Work per timed round at least (the layer's matmuls repeated): at small widths one pass takes
+microseconds, and its timing is the clock's and the scheduler's noise, not the dtype's speed."""
 
 
 @dataclass
@@ -102,6 +106,8 @@ def probe(device: str = "cpu", width: int = DEFAULT_WIDTH, tokens: int | None = 
     t_start = time.perf_counter()
     M = tokens or (4096 if device.startswith("cuda") else 128)
     shapes = [(M, width, width), (M, width, 4 * width), (M, 4 * width, width)]
+    reps = max(1, math.ceil(MIN_ROUND_FLOPS / sum(2 * m * k * n for m, k, n in shapes)))  # tiny widths: repeat
+    shapes = shapes * reps
     flops = sum(2 * m * k * n for m, k, n in shapes)
     gen = torch.Generator(device=device).manual_seed(0)
     mats32 = [(torch.randn(m, k, device=device, generator=gen), torch.randn(k, n, device=device, generator=gen))
