@@ -88,6 +88,7 @@ def test_paired_comparison_and_ranking_leave_ground_truth_methods_out():
     assert cmp.loc["logconf", "significant"] == 1 and cmp.loc["logconf", "runs"] == 3
     line = aggregate.format_compare(cmp.reset_index().loc[lambda f: f["method"] == "logconf"]).splitlines()[0]
     assert line.startswith("t: logconf − xent on the same 3 runs: Δ w2s 4.7 [") and "above xent at 95%" in line
+    assert "(gap 20.0 [" in line  # ΔPGR never without its gap
     tie = aggregate.apply_flags(pd.concat([rows(**base, w2s=[0.70, 0.72, 0.70], method="xent"),
                                            rows(**base, w2s=[0.71, 0.70, 0.71], method="logconf")]))
     assert "not told apart from xent" in aggregate.format_compare(aggregate.compare(tie, "xent", by=("task",)))

@@ -683,9 +683,10 @@ def format_compare(cmp: pd.DataFrame) -> str:
         verdict = {1: "above", -1: "below"}.get(int(r["significant"]), "not told apart from")
         dpgr = (f"flagged: {r['flag_reason']}" if r.get("flagged") else
                 _iv(r["delta_pgr"], r["delta_pgr_lo"], r["delta_pgr_hi"], pct=False))
+        gap = _iv(r.get("gap_acc"), r.get("gap_acc_lo"), r.get("gap_acc_hi"))
         lines.append(f"{where}{r['method']} − {r['reference']} on the same {int(r['runs'])} runs: "
-                     f"Δ w2s {_iv(r['delta_acc'], r['delta_acc_lo'], r['delta_acc_hi'])} pts, ΔPGR {dpgr}: "
-                     f"{r['method']} is {verdict} {r['reference']} at 95%")
+                     f"Δ w2s {_iv(r['delta_acc'], r['delta_acc_lo'], r['delta_acc_hi'])} pts, ΔPGR {dpgr} "
+                     f"(gap {gap} pts): {r['method']} is {verdict} {r['reference']} at 95%")
     return "\n".join(lines)
 
 

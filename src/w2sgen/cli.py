@@ -13,10 +13,10 @@ from .errors import W2SError
 DEMO = dict(
     task="cities", weak="minilm-l6", strong="mpnet-base", methods=["xent", "logconf"], mode="probe",
     seeds=[0, 1, 2],
-    # transfer, val and test from one sample of 3,200 statements that every seed partitions its own way
-    # (splits.strong_pool), weak_train from the rest: mpnet-base, the costly model, embeds 3,200 texts
+    # transfer, val and test from one sample of 2,800 statements that every seed partitions its own way
+    # (splits.strong_pool), weak_train from the rest: mpnet-base, the costly model, embeds 2,800 texts
     # in all, and the demo runs cold in under two minutes on a 2-core CPU.
-    splits=dict(strong_pool=3200, n_weak_train=1600, n_val=300, n_test=600),
+    splits=dict(strong_pool=2800, n_weak_train=1200, n_val=300, n_test=500),
 )
 
 

@@ -53,7 +53,9 @@ class SplitConfig:
     pool. The strong model, the costly one, then embeds the same texts for every seed (probe mode),
     while the weak model still trains on a different draw per seed. Defaults inside the sample: test
     20% of it (at least min_test), val 10% (at least min_val), transfer what is left; weak_train all
-    of the rest of the training pool unless n_weak_train says less. Not with max_examples."""
+    of the rest of the training pool unless n_weak_train says less. Fractions change meaning with it:
+    n_transfer, n_val and a carved n_test are fractions of the sample, n_weak_train of the training
+    pool outside it. Not with max_examples."""
 
 
 @dataclass
@@ -91,7 +93,8 @@ class ProbeConfig:
     """Hidden width of the mlp head."""
     weight_decay: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0])
     """L2 strengths λ, one head each: a head minimises mean loss + (λ/2)·‖W‖² (weights only, on
-    standardized features). One value: no selection. The default spans what the benchmarks chose
+    standardized features). One value: no selection. 0 only with the adam solver (L-BFGS needs a
+    penalty for the optimum to exist). The default spans what the benchmarks chose
     (bench/heads.py): ~1e-2 for large clean training sets, up to 1 for noisy or weak labels, more for
     small imbalanced ones."""
     select: str = "agreement"
@@ -106,7 +109,8 @@ class ProbeConfig:
     max_iter: int = 300
     """lbfgs: iterations at most per head."""
     tol: float = 1e-4
-    """lbfgs: a head stops when no entry of its objective's gradient (in its free parameters) exceeds this."""
+    """lbfgs: a head stops when no entry of its objective's gradient exceeds this, in the preconditioned
+    coordinates it is solved in (train.probe: U = M V, b = √K β)."""
     lr: float = 3e-3
     """adam: peak learning rate."""
     epochs: int = 50

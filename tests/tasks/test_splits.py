@@ -367,8 +367,15 @@ def test_strong_pool_errors_name_the_field_and_the_fix():
     task = grouped_task(100)
     with pytest.raises(W2SError, match="'splits.strong_pool'.*use one"):
         make_splits(task, SplitConfig(strong_pool=100, max_examples=200, **LOW), 0)
-    with pytest.raises(W2SError, match="'splits.strong_pool': 250 examples.*use at most 246"):
+    with pytest.raises(W2SError, match="'splits.strong_pool': 250 examples.*use at most 245"):
         make_splits(task, SplitConfig(strong_pool=250, **LOW), 0)
+    bound = make_splits(task, SplitConfig(strong_pool=245, n_val=5, n_test=5, **LOW), 0)  # the advice holds
+    assert len(bound["weak_train"]) >= 2
+    with pytest.raises(W2SError, match="'splits.strong_pool': a sample of 10[0-9] examples cannot hold test and "
+                                       "val.*min_test=200.*strong_pool >= 30[0-9]"):
+        make_splits(task, SplitConfig(strong_pool=100), 0)
+    with pytest.raises(W2SError, match="cannot hold val \\(50 examples"):
+        make_splits(grouped_task(100, n_test_groups=20), SplitConfig(strong_pool=50, n_val=50, **LOW), 0)
     with pytest.raises(W2SError, match="'splits.strong_pool'.*>= 4"):
         make_splits(task, SplitConfig(strong_pool=2, **LOW), 0)
 

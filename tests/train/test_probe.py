@@ -54,17 +54,27 @@ def test_a_batched_head_equals_the_same_head_trained_alone(method, solver, head)
 
 
 def test_logconf_threshold_is_per_head():
-    """logconf hardens each head's own predictions at its batch's quantile: heads of a grid that saw
-    the same batches but predict differently get different targets (the loss sees each head alone)."""
+    """logconf hardens each head's own predictions at its batch's quantile: the grid's heads reach it
+    in one call with their logits (C, B, K) (heads_batched), and a loss without that flag is called
+    with one head's (B, K) logits at a time (vmapped). Either way each head gets its own threshold."""
     seen = []
+    lc = loss_of("logconf")
 
     def spy(logits, target, step, total, window=None):
         seen.append(logits.shape)
-        return loss_of("logconf")(logits, target, step, total)
+        return lc(logits, target, step, total)
 
     x, y = toy(n=64)
-    train_heads(x, onehot(y), spy, ProbeConfig(weight_decay=GRID, epochs=1, batch_size=32), seed=0)
+    cfg = ProbeConfig(weight_decay=GRID, epochs=1, batch_size=32)
+    train_heads(x, onehot(y), spy, cfg, seed=0)
     assert seen and set(seen) == {torch.Size([32, 2])}  # (B, K) of one head (vmapped over the heads)
+    seen.clear()
+    spy.heads_batched = True
+    batched = train_heads(x, onehot(y), spy, cfg, seed=0)
+    assert seen and set(seen) == {torch.Size([3, 32, 2])}  # every head's logits in one call
+    spy.heads_batched = False
+    looped = train_heads(x, onehot(y), spy, cfg, seed=0)
+    np.testing.assert_allclose(predict_heads(batched.heads, x), predict_heads(looped.heads, x), atol=1e-6)
 
 
 def test_lbfgs_reaches_the_regularised_optimum():
@@ -79,6 +89,40 @@ def test_lbfgs_reaches_the_regularised_optimum():
     ref = LogisticRegression(C=2 / (0.05 * len(x)), tol=1e-10, max_iter=10_000).fit(z, y)
     w = res.heads.weight[0].detach().numpy()
     np.testing.assert_allclose(w[:, 1] - w[:, 0], ref.coef_[0], atol=1e-4)
+
+
+@pytest.mark.parametrize(("n", "d", "k", "standardize"), [(60, 100, 2, True), (300, 12, 3, True), (300, 12, 2, False)])
+def test_preconditioned_lbfgs_reaches_the_optimum_with_few_examples_three_classes_or_raw_features(n, d, k, standardize):
+    """The preconditioner (features' second moment, eigendecomposed) changes the path, not the optimum:
+    N < D (directions the features do not span), K = 3 (sklearn's multinomial problem, C = 1 / (λ N)),
+    and unstandardised features far from 0 all land on sklearn's solution."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, k, n)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    x[:, 0] += 1.5 * y
+    if not standardize:
+        x += 20.0
+    lam = 0.05
+    cfg = ProbeConfig(weight_decay=[lam], tol=1e-6, max_iter=2000, standardize=standardize)
+    res = train_heads(x, np.eye(k, dtype=np.float32)[y], loss_of("xent"), cfg, 0)
+    assert res.solver == "lbfgs" and res.converged == [True]
+    z = (x - x.mean(0)) / x.std(0, ddof=1) if standardize else x.astype(np.float64)
+    ref = LogisticRegression(C=(2 if k == 2 else 1) / (lam * n), tol=1e-12, max_iter=100_000).fit(z, y)
+    w = res.heads.weight[0].detach().numpy()  # (D, K)
+    ours = w[:, 1] - w[:, 0] if k == 2 else w.T
+    np.testing.assert_allclose(ours, ref.coef_[0] if k == 2 else ref.coef_, atol=2e-3)
+    held = rng.normal(size=(50, d)).astype(np.float32) + (20.0 if not standardize else 0.0)
+    zh = (held - x.mean(0)) / x.std(0, ddof=1) if standardize else held
+    np.testing.assert_allclose(predict(res.head(0), held), ref.predict_proba(zh), atol=2e-3)  # off the data too
+
+
+def test_lbfgs_refuses_a_zero_weight_decay():
+    x, y = toy(n=40)
+    with pytest.raises(W2SError, match="'probe.weight_decay'.*holds 0.*1e-4, or probe.solver=adam"):
+        train_heads(x, onehot(y), loss_of("xent"), ProbeConfig(weight_decay=[0.0, 0.1]), 0)
+    assert train_heads(x, onehot(y), loss_of("xent"), ProbeConfig(weight_decay=[0.0], solver="adam", epochs=1), 0)
 
 
 def test_same_seed_same_heads_and_the_seed_changes_adam():

@@ -179,10 +179,6 @@ def _strong_pool_splits(task: TaskData, cfg: SplitConfig, split_seed: int, rng: 
                        "(strong_pool already fixes the sample the strong model sees)")
     train_ids = [i for i, g in enumerate(groups) if pools[g[0]] == "train"]
     n_train_pool = int(sum(len(groups[i]) for i in train_ids))
-    if n_s >= n_train_pool:
-        raise W2SError(f"config field 'splits.strong_pool': {n_s} examples, but task {task.name!r} has "
-                       f"{n_train_pool} in its training pool and weak_train needs some outside the sample; "
-                       f"use at most {n_train_pool - 4}")
     ranked = np.random.default_rng([0 if cfg.pool_seed is None else cfg.pool_seed, 7919]).permutation(len(train_ids))
     in_s: set[int] = set()
     got = 0
@@ -191,6 +187,19 @@ def _strong_pool_splits(task: TaskData, cfg: SplitConfig, split_seed: int, rng: 
             break
         in_s.add(train_ids[j])
         got += len(groups[train_ids[j]])
+    if n_train_pool - got < 2:  # whole groups: the sample may overshoot n_s by a group
+        biggest = max((len(groups[i]) for i in train_ids), default=1)
+        raise W2SError(f"config field 'splits.strong_pool': {n_s} examples (whole groups: {got}), but task "
+                       f"{task.name!r} has {n_train_pool} in its training pool and weak_train needs at least 2 "
+                       f"outside the sample; use at most {max(n_train_pool - 2 - biggest, 0)}")
+    has_test_pool = any(pools[g[0]] == "test" for g in groups)
+    need = (0 if has_test_pool else _carved_test(cfg, got)) + _val(cfg, got)
+    if got - need < 2:
+        parts = ("val" if has_test_pool else "test and val")
+        raise W2SError(f"config field 'splits.strong_pool': a sample of {got} examples cannot hold {parts} "
+                       f"({need} examples: splits.n_test / n_val, or at least splits.min_test={cfg.min_test} and "
+                       f"min_val={cfg.min_val}) and leave transfer 2; use splits.strong_pool >= {need + 2}, or "
+                       "smaller splits.n_val / n_test (lower the minimums knowingly)")
     perm = rng.permutation(len(groups))
     shuffled = [groups[i] for i in perm]
     in_pool = [perm[k] in in_s for k in range(len(perm))]

@@ -32,6 +32,9 @@ DEFAULT_WIDTH = 768
 BF16_BUDGET_S = 0.3
 """Seconds the bf16 half of the probe may take: a bf16 that needs longer is many times slower than fp32."""
 CACHE_FILE = "dtype-probe.json"
+PROBE_VERSION = 2
+"""Part of the stored answer's key: a change to how the probe measures invalidates old answers (2: tiny
+widths repeat their matmuls)."""
 MIN_ROUND_FLOPS = 5e7
 """Work per timed round at least (the layer's matmuls repeated): at small widths one pass takes
 microseconds, and its timing is the clock's and the scheduler's noise, not the dtype's speed."""
@@ -158,7 +161,7 @@ def cache_path() -> Path:
 def _key(device: str, width: int) -> str:
     import torch
 
-    return f"{device_model(device)} | torch {torch.__version__} | width {width}"
+    return f"{device_model(device)} | torch {torch.__version__} | width {width} | probe {PROBE_VERSION}"
 
 
 def cached(device: str, width: int) -> ProbeResult | None:

@@ -137,35 +137,20 @@ class Heads(nn.Module):
         return out.eval()
 
 
-_OUTER_THREADS: list[int] = []  # torch's thread count outside the innermost threads() block
-
-
 @contextmanager
-def threads(n: int):
-    """Run torch (and numpy's BLAS) on ``n`` CPU threads inside, restoring the count after."""
+def one_thread():
+    """Run torch (and numpy's BLAS) on one CPU thread inside: a head's ops are small, and waking a
+    thread pool for each costs more than the op (several times more on a loaded machine; even the
+    preconditioner's (D, D) eigendecomposition ran 100× slower on 2 threads than on 1 under load)."""
     from threadpoolctl import threadpool_limits
 
     prev = torch.get_num_threads()
-    _OUTER_THREADS.append(prev)
-    torch.set_num_threads(n)
+    torch.set_num_threads(1)
     try:
-        with threadpool_limits(n, user_api="blas"):
+        with threadpool_limits(1, user_api="blas"):
             yield
     finally:
-        _OUTER_THREADS.pop()
         torch.set_num_threads(prev)
-
-
-def one_thread():
-    """One CPU thread inside: a head's ops are small, and waking a thread pool for each costs more
-    than the op (several times more on a loaded machine)."""
-    return threads(1)
-
-
-def outer_threads():
-    """The thread count the caller had before the enclosing :func:`one_thread`: for the few large
-    ops inside (a (D, N) @ (N, D) product, an eigendecomposition) that a thread pool does speed up."""
-    return threads(_OUTER_THREADS[-1] if _OUTER_THREADS else torch.get_num_threads())
 
 
 @dataclass
@@ -228,6 +213,10 @@ def train_heads(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeCo
     wds = [float(v) for v in cfg.weight_decay]
     if not wds or any(not math.isfinite(v) or v < 0 for v in wds):
         raise W2SError(f"config field 'probe.weight_decay': {cfg.weight_decay!r}; give one or more numbers >= 0")
+    if solver == "lbfgs" and 0.0 in wds:
+        raise W2SError(f"config field 'probe.weight_decay': {cfg.weight_decay!r} holds 0, which the L-BFGS solver "
+                       "(xent heads) cannot fit: without a penalty, features that separate the classes (N <= D "
+                       "always do) have no optimum. Use a small value such as 1e-4, or probe.solver=adam")
     torch.manual_seed(seed)
     xt = torch.from_numpy(np.array(x, dtype=np.float32))  # (N, D), a private copy
     yt = torch.from_numpy(np.array(target, dtype=np.float32))  # (N, K)
@@ -366,12 +355,14 @@ def _linear_objective(heads: Heads, z: torch.Tensor, losses_of, lam: torch.Tenso
     basis = torch.linalg.qr(torch.eye(K)[:, :R] - 1.0 / K).Q  # (K, R), orthonormal, columns sum to 0
     zt = np.ascontiguousarray(z.numpy().T)  # (D, N)
     n = max(len(z), 1)
-    with outer_threads():
-        gram = torch.from_numpy(zt @ zt.T) / n  # (D, D)
-        evals, evecs = torch.linalg.eigh(gram)  # G = Q diag(e) Qᵀ
+    gram = torch.from_numpy(zt @ zt.T) / n  # (D, D)
+    evals, evecs = torch.linalg.eigh(gram)  # G = Q diag(e) Qᵀ
     evals = evals.double().clamp_min(0.0) / K
-    floor = 1e-8 * float(evals.max().clamp_min(1e-12))
-    scale = (evals[None, :] + lam.double()[:, None]).clamp_min(floor).rsqrt().float()  # (C, D): M_c = Q diag(scale_c) Qᵀ
+    # M_c = Q diag(scale_c) Qᵀ (C, D). Directions the features do not span (e ≈ 0: N < D, constant or
+    # collinear features) get scale 0: the loss's gradient there is 0, so with λ > 0 the optimum has
+    # U = 0 there, and a large scale would only amplify float rounding into the weights.
+    null = evals <= 1e-6 * float(evals.max().clamp_min(1e-12))
+    scale = (evals[None, :] + lam.double()[:, None]).rsqrt().masked_fill(null[None, :], 0.0).float()
     q = evecs.float().numpy()
     root_k = math.sqrt(K)
 
