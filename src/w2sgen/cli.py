@@ -15,7 +15,7 @@ DEMO = dict(
     seeds=[0, 1, 2],
     # transfer, val and test from one sample of 2,800 statements that every seed partitions its own way
     # (splits.strong_pool), weak_train from the rest: mpnet-base, the costly model, embeds 2,800 texts
-    # in all, and the demo runs cold in under two minutes on a 2-core CPU.
+    # in all, and the demo runs cold in about two minutes on a 2-core CPU (README).
     splits=dict(strong_pool=2800, n_weak_train=1200, n_val=300, n_test=500),
 )
 
