@@ -236,7 +236,7 @@ def run_task(name: str, seeds: list[int], cache: Path) -> tuple[list[dict], floa
             weak_labels = out["floor"][0]
             kw = {"ref": Reference(weak_labels["val"], "weak labels")} if recipe == "after" else {}
             for m in ("xent", "logconf"):
-                if recipe == "fixed" and m == "logconf":  # the solver comparison is for xent heads (L-BFGS)
+                if recipe == "fixed" and m == "logconf":  # fixed: L-BFGS heads only (xent)
                     continue
                 t = time.perf_counter()
                 out[m] = fit(x(STRONG, "transfer"), weak_labels["transfer"], losses[m], seed, fs, **kw)

@@ -256,6 +256,13 @@ class RunConfig:
             raise W2SError("config field 'methods' is empty; name at least one, e.g. xent")
         if not self.seeds:
             raise W2SError("config field 'seeds' is empty; give at least one seed, e.g. 0")
+        probe = self.probe
+        if (self.mode == "probe" and probe.solver in ("auto", "lbfgs") and probe.head == "linear"
+                and any(float(v) == 0 for v in probe.weight_decay)):
+            raise W2SError(f"config field 'probe.weight_decay': {probe.weight_decay!r} holds 0, which the L-BFGS "
+                           "solver (the xent heads of floors, ceilings and students) cannot fit: without a penalty, "
+                           "features that separate the classes have no optimum. Use a small value such as 1e-4, "
+                           "or probe.solver=adam")
         return self
 
 

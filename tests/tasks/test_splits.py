@@ -367,10 +367,15 @@ def test_strong_pool_errors_name_the_field_and_the_fix():
     task = grouped_task(100)
     with pytest.raises(W2SError, match="'splits.strong_pool'.*use one"):
         make_splits(task, SplitConfig(strong_pool=100, max_examples=200, **LOW), 0)
-    with pytest.raises(W2SError, match="'splits.strong_pool': 250 examples.*use at most 245"):
+    with pytest.raises(W2SError, match="'splits.strong_pool': 250 examples.*use at most 243"):
         make_splits(task, SplitConfig(strong_pool=250, **LOW), 0)
-    bound = make_splits(task, SplitConfig(strong_pool=245, n_val=5, n_test=5, **LOW), 0)  # the advice holds
-    assert len(bound["weak_train"]) >= 2
+    for pool_seed in range(6):  # the advice holds whatever the sample's groups
+        bound = make_splits(task, SplitConfig(strong_pool=243, n_val=5, n_test=5, pool_seed=pool_seed, **LOW), 0)
+        assert len(bound["weak_train"]) >= 4
+    with pytest.raises(W2SError, match="too small for it: drop splits.strong_pool"):
+        make_splits(grouped_task(3), SplitConfig(strong_pool=4, **LOW), 0)
+    with pytest.raises(W2SError, match="with splits.strong_pool=60: transfer, val and test come from its sample"):
+        make_splits(singleton_task(100), SplitConfig(strong_pool=60, n_val=30, n_test=28, **LOW), 0)  # transfer 2, 1 class
     with pytest.raises(W2SError, match="'splits.strong_pool': a sample of 10[0-9] examples cannot hold test and "
                                        "val.*min_test=200.*strong_pool >= 30[0-9]"):
         make_splits(task, SplitConfig(strong_pool=100), 0)

@@ -66,3 +66,19 @@ def test_doctor_shows_the_probe_and_stores_nothing(models_dir):
     rows = rep.sections["dtype auto"]
     assert rows["cpu"].startswith(("fp32 (", "bf16 (")) and "GFLOP/s" in rows["cpu"]
     assert "measured now" in rows["probe"] and not models_dir.exists()
+
+
+def test_an_answer_stored_by_an_older_probe_is_measured_again(models_dir, monkeypatch):
+    """Stored answers are keyed by the probe's version: one written by an older probe (a key without
+    the version, as before tiny widths repeated their matmuls) is not read back."""
+    import torch
+
+    old_key = f"{dtype_probe.device_model('cpu')} | torch {torch.__version__} | width 16"
+    stale = dict(device=dtype_probe.device_model("cpu"), torch=torch.__version__, width=16, tokens=128,
+                 fp32_gflops=0.01, bf16_gflops=1.6, bf16_stopped=False, choice="bf16", seconds=0.5)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    (models_dir / dtype_probe.CACHE_FILE).write_text(json.dumps({old_key: stale}))
+    assert dtype_probe.cached("cpu", 16) is None
+    monkeypatch.setattr(dtype_probe, "probe", lambda device, width, *a, **kw: dtype_probe.ProbeResult(
+        **dict(stale, choice="fp32", fp32_gflops=10.0)))
+    assert resolve_dtype("auto", "cpu", 16) == "fp32"

@@ -70,11 +70,30 @@ def test_logconf_threshold_is_per_head():
     assert seen and set(seen) == {torch.Size([32, 2])}  # (B, K) of one head (vmapped over the heads)
     seen.clear()
     spy.heads_batched = True
-    batched = train_heads(x, onehot(y), spy, cfg, seed=0)
+    train_heads(x, onehot(y), spy, cfg, seed=0)
     assert seen and set(seen) == {torch.Size([3, 32, 2])}  # every head's logits in one call
+    # heads that differ (strengths 1e-3 … 10, several epochs): one threshold shared by the heads would
+    # harden them differently than each head's own does
+    x, y = toy(n=240)
+    wide = ProbeConfig(weight_decay=[1e-3, 1.0, 10.0], epochs=6, batch_size=32, lr=3e-2)
+    batched = predict_heads(train_heads(x, onehot(y), spy, wide, seed=0).heads, x)
     spy.heads_batched = False
-    looped = train_heads(x, onehot(y), spy, cfg, seed=0)
-    np.testing.assert_allclose(predict_heads(batched.heads, x), predict_heads(looped.heads, x), atol=1e-6)
+    looped = predict_heads(train_heads(x, onehot(y), spy, wide, seed=0).heads, x)
+    assert not np.allclose(batched[0], batched[-1], atol=1e-2)  # the heads do differ
+    np.testing.assert_allclose(batched, looped, atol=1e-6)
+
+    def shared(logits, target, step, total, window=None):  # a broken batched logconf: one threshold for all
+        from w2sgen.train.losses import warmup_alpha, xent
+
+        probs = torch.softmax(logits.detach(), -1)  # (C, B, K)
+        tau = torch.quantile(probs[..., 1].flatten(), 1 - target[:, 1].mean())  # over every head at once
+        hard = torch.nn.functional.one_hot((probs[..., 1] > tau).long(), 2).float()
+        alpha = warmup_alpha(step, total, 0.5, 0.2)  # logconf's defaults, as ``lc``
+        return xent(logits, (1 - alpha) * target + alpha * hard)
+
+    shared.heads_batched = True
+    broken = predict_heads(train_heads(x, onehot(y), shared, wide, seed=0).heads, x)
+    assert not np.allclose(broken, looped, atol=1e-4)  # the comparison above would see a shared threshold
 
 
 def test_lbfgs_reaches_the_regularised_optimum():
@@ -118,11 +137,41 @@ def test_preconditioned_lbfgs_reaches_the_optimum_with_few_examples_three_classe
     np.testing.assert_allclose(predict(res.head(0), held), ref.predict_proba(zh), atol=2e-3)  # off the data too
 
 
+def test_a_high_variance_column_does_not_hide_the_signal():
+    """Unstandardised features with one column of huge variance: the small real directions of the
+    features' second moment stay in the preconditioner (only float64 rounding is cut), so the head
+    still finds the signal in another column, as sklearn does."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    x = rng.normal(size=(400, 16))
+    x[:, 0] *= 2000.0
+    x[:, 1] += 1.5 * y
+    x = x.astype(np.float32)
+    lam = 1e-3
+    res = train_heads(x, onehot(y), loss_of("xent"), ProbeConfig(weight_decay=[lam], standardize=False,
+                                                                 tol=1e-6, max_iter=3000), 0)
+    ref = LogisticRegression(C=2 / (lam * 400), tol=1e-12, max_iter=100_000).fit(x.astype(np.float64), y)
+    yh = rng.integers(0, 2, 400)
+    xh = rng.normal(size=(400, 16))
+    xh[:, 0] *= 2000.0
+    xh[:, 1] += 1.5 * yh
+    ours = (predict(res.head(0), xh.astype(np.float32)).argmax(1) == yh).mean()
+    theirs = (ref.predict(xh) == yh).mean()
+    assert theirs > 0.7 and ours >= theirs - 0.02
+
+
 def test_lbfgs_refuses_a_zero_weight_decay():
     x, y = toy(n=40)
     with pytest.raises(W2SError, match="'probe.weight_decay'.*holds 0.*1e-4, or probe.solver=adam"):
         train_heads(x, onehot(y), loss_of("xent"), ProbeConfig(weight_decay=[0.0, 0.1]), 0)
     assert train_heads(x, onehot(y), loss_of("xent"), ProbeConfig(weight_decay=[0.0], solver="adam", epochs=1), 0)
+    from w2sgen.config import RunConfig
+
+    with pytest.raises(W2SError, match="'probe.weight_decay'.*holds 0"):  # refused before anything runs
+        RunConfig(task="cities", weak="a", strong="b", probe=ProbeConfig(weight_decay=[0.0, 0.1])).validate()
+    RunConfig(task="cities", weak="a", strong="b", probe=ProbeConfig(weight_decay=[0.0], solver="adam")).validate()
 
 
 def test_same_seed_same_heads_and_the_seed_changes_adam():

@@ -148,7 +148,7 @@ def _sections(data, rendered, reference: str, n_boot: int, seed: int) -> list[tu
     cmp = agg["compare"]
     if len(cmp):
         cols = [("task", "task"), ("method", "method"), ("reference", "vs"), ("runs", "paired runs"),
-                ("delta_acc", "Δacc pts"), ("delta_pgr", "ΔPGR")]
+                ("delta_acc", "Δacc pts"), ("delta_pgr", "ΔPGR"), ("gap_acc", "gap pts")]
         rk = agg["ranking"]
         body = (f"<p>ΔPGR = (mean method − mean {aggregate.mark(reference, False)}) / (mean ceiling − mean weak) "
                 "on the same runs, and Δacc = mean method − mean reference, with 95% intervals over seeds and "

@@ -187,11 +187,14 @@ def _strong_pool_splits(task: TaskData, cfg: SplitConfig, split_seed: int, rng: 
             break
         in_s.add(train_ids[j])
         got += len(groups[train_ids[j]])
-    if n_train_pool - got < 2:  # whole groups: the sample may overshoot n_s by a group
+    if n_train_pool - got < 4:  # whole groups: the sample may overshoot n_s by a group
         biggest = max((len(groups[i]) for i in train_ids), default=1)
+        bound = n_train_pool - 4 - biggest
+        fix = (f"use at most {bound}" if bound >= 4 else
+               f"the task is too small for it: drop splits.strong_pool")
         raise W2SError(f"config field 'splits.strong_pool': {n_s} examples (whole groups: {got}), but task "
-                       f"{task.name!r} has {n_train_pool} in its training pool and weak_train needs at least 2 "
-                       f"outside the sample; use at most {max(n_train_pool - 2 - biggest, 0)}")
+                       f"{task.name!r} has {n_train_pool} in its training pool and weak_train needs at least 4 "
+                       f"outside the sample; {fix}")
     has_test_pool = any(pools[g[0]] == "test" for g in groups)
     need = (0 if has_test_pool else _carved_test(cfg, got)) + _val(cfg, got)
     if got - need < 2:
@@ -227,6 +230,12 @@ def _strong_pool_splits(task: TaskData, cfg: SplitConfig, split_seed: int, rng: 
     out["transfer"], _ = _take(strong, pos, n_tr)
     n_rest = int(sum(len(g) for g in rest))
     n_weak = _count(cfg.n_weak_train, n_rest, 1.0, "n_weak_train") if cfg.n_weak_train is not None else n_rest
+    if n_weak > n_rest:
+        msg = (f"weak_train: asked for {n_weak} examples, {n_rest} are outside splits.strong_pool; using "
+               f"{n_rest}")
+        if msg not in _WARNED:
+            _WARNED.add(msg)
+            log.warning(msg)
     out["weak_train"], _ = _take(rest, 0, n_weak)
     result = {}
     for name in SPLITS:
@@ -235,7 +244,12 @@ def _strong_pool_splits(task: TaskData, cfg: SplitConfig, split_seed: int, rng: 
             idx = _balance(idx, labels, rng)
         result[name] = idx
     splits = Splits(result, split_seed)
-    check_splits(task, cfg, splits, asked)
+    try:
+        check_splits(task, cfg, splits, asked)
+    except W2SError as e:
+        raise W2SError(f"{e}\n  (with splits.strong_pool={n_s}: transfer, val and test come from its sample of "
+                       f"{got} examples, weak_train from the {n_rest} outside it; a larger strong_pool gives "
+                       "transfer, val and test more, a smaller one gives weak_train more)") from None
     return splits
 
 

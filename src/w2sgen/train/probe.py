@@ -355,13 +355,16 @@ def _linear_objective(heads: Heads, z: torch.Tensor, losses_of, lam: torch.Tenso
     basis = torch.linalg.qr(torch.eye(K)[:, :R] - 1.0 / K).Q  # (K, R), orthonormal, columns sum to 0
     zt = np.ascontiguousarray(z.numpy().T)  # (D, N)
     n = max(len(z), 1)
-    gram = torch.from_numpy(zt @ zt.T) / n  # (D, D)
+    zt64 = zt.astype(np.float64)
+    gram = torch.from_numpy(zt64 @ zt64.T) / n  # (D, D), float64: small real directions stay above rounding
     evals, evecs = torch.linalg.eigh(gram)  # G = Q diag(e) Qᵀ
-    evals = evals.double().clamp_min(0.0) / K
-    # M_c = Q diag(scale_c) Qᵀ (C, D). Directions the features do not span (e ≈ 0: N < D, constant or
-    # collinear features) get scale 0: the loss's gradient there is 0, so with λ > 0 the optimum has
-    # U = 0 there, and a large scale would only amplify float rounding into the weights.
-    null = evals <= 1e-6 * float(evals.max().clamp_min(1e-12))
+    evals = evals.clamp_min(0.0) / K
+    # M_c = Q diag(scale_c) Qᵀ (C, D). Directions the features do not span (N < D, constant or
+    # collinear features: e at float64 rounding, ≤ 1e-13·max measured) get scale 0: the loss's gradient
+    # there is 0, so with λ > 0 the optimum has U = 0 there, and a large scale would only amplify
+    # rounding into the weights. Real directions can be small (1e-6·max on standardised mpnet features,
+    # less on raw ones): the cut sits far below them.
+    null = evals <= 1e-11 * float(evals.max().clamp_min(1e-300))
     scale = (evals[None, :] + lam.double()[:, None]).rsqrt().masked_fill(null[None, :], 0.0).float()
     q = evecs.float().numpy()
     root_k = math.sqrt(K)
