@@ -191,7 +191,7 @@ def _strong_pool_splits(task: TaskData, cfg: SplitConfig, split_seed: int, rng: 
         biggest = max((len(groups[i]) for i in train_ids), default=1)
         bound = n_train_pool - 4 - biggest
         fix = (f"use at most {bound}" if bound >= 4 else
-               f"the task is too small for it: drop splits.strong_pool")
+               "the task is too small for it: drop splits.strong_pool")
         raise W2SError(f"config field 'splits.strong_pool': {n_s} examples (whole groups: {got}), but task "
                        f"{task.name!r} has {n_train_pool} in its training pool and weak_train needs at least 4 "
                        f"outside the sample; {fix}")
