@@ -136,6 +136,14 @@ class ProbeConfig:
             if getattr(self, name) not in allowed:
                 raise W2SError(f"config field 'probe.{name}': {getattr(self, name)!r}; use {', '.join(allowed)}")
 
+    def zero_decay_error(self) -> W2SError:
+        """The error for a weight decay of 0 where the L-BFGS solver would fit it (config validation and
+        ``train.probe.train_heads`` both raise it)."""
+        return W2SError(f"config field 'probe.weight_decay': {self.weight_decay!r} holds 0, which the L-BFGS "
+                        "solver (the xent heads of floors, ceilings and students) cannot fit: without a penalty, "
+                        "features that separate the classes (N <= D always do) have no optimum. Use a small "
+                        "value such as 1e-4, or probe.solver=adam")
+
 
 @dataclass
 class FinetuneConfig:
@@ -259,10 +267,7 @@ class RunConfig:
         probe = self.probe
         if (self.mode == "probe" and probe.solver in ("auto", "lbfgs") and probe.head == "linear"
                 and any(float(v) == 0 for v in probe.weight_decay)):
-            raise W2SError(f"config field 'probe.weight_decay': {probe.weight_decay!r} holds 0, which the L-BFGS "
-                           "solver (the xent heads of floors, ceilings and students) cannot fit: without a penalty, "
-                           "features that separate the classes have no optimum. Use a small value such as 1e-4, "
-                           "or probe.solver=adam")
+            raise probe.zero_decay_error()
         return self
 
 

@@ -63,6 +63,25 @@ def _val(cfg: SplitConfig, pool: int) -> int:
     return max(n, cfg.min_val) if cfg.n_val is None else n
 
 
+def _warn_once(msg: str) -> None:
+    """Log ``msg`` once per process, not once per seed."""
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        log.warning(msg)
+
+
+def _assemble(out: dict[str, list[int]], cfg: SplitConfig, labels: np.ndarray, rng: np.random.Generator,
+              split_seed: int) -> Splits:
+    """The drawn example lists as sorted index arrays (balanced with ``cfg.balance``)."""
+    result = {}
+    for name in SPLITS:
+        idx = np.sort(np.asarray(out[name], dtype=np.int64))
+        if cfg.balance:
+            idx = _balance(idx, labels, rng)
+        result[name] = idx
+    return Splits(result, split_seed)
+
+
 def _take(groups: list[np.ndarray], start: int, target: int) -> tuple[list[int], int]:
     """Whole groups from ``start`` on until at least ``target`` examples (or none left)."""
     out: list[int] = []
@@ -149,19 +168,10 @@ def make_splits(task: TaskData, cfg: SplitConfig, seed: int) -> Splits:
     left = int(sum(len(g) for g in train_groups[pos:]))
     n_tr = _count(cfg.n_transfer, n_train_pool, 0.0, "n_transfer") if cfg.n_transfer is not None else left
     if n_tr > left:
-        msg = f"transfer: asked for {n_tr} examples, {left} are left; using {left}"
-        if msg not in _WARNED:  # once per process, not once per seed
-            _WARNED.add(msg)
-            log.warning(msg)
+        _warn_once(f"transfer: asked for {n_tr} examples, {left} are left; using {left}")
     out["transfer"], pos = _take(train_groups, pos, n_tr)
 
-    result = {}
-    for name in SPLITS:
-        idx = np.sort(np.asarray(out[name], dtype=np.int64))
-        if cfg.balance:
-            idx = _balance(idx, labels, rng)
-        result[name] = idx
-    splits = Splits(result, split_seed)
+    splits = _assemble(out, cfg, labels, rng, split_seed)
     check_splits(task, cfg, splits, asked)
     return splits
 
@@ -223,27 +233,15 @@ def _strong_pool_splits(task: TaskData, cfg: SplitConfig, split_seed: int, rng: 
     left = int(sum(len(g) for g in strong[pos:]))
     n_tr = _count(cfg.n_transfer, got, 0.0, "n_transfer") if cfg.n_transfer is not None else left
     if n_tr > left:
-        msg = f"transfer: asked for {n_tr} examples, {left} are left in splits.strong_pool; using {left}"
-        if msg not in _WARNED:
-            _WARNED.add(msg)
-            log.warning(msg)
+        _warn_once(f"transfer: asked for {n_tr} examples, {left} are left in splits.strong_pool; using {left}")
     out["transfer"], _ = _take(strong, pos, n_tr)
     n_rest = int(sum(len(g) for g in rest))
     n_weak = _count(cfg.n_weak_train, n_rest, 1.0, "n_weak_train") if cfg.n_weak_train is not None else n_rest
     if n_weak > n_rest:
-        msg = (f"weak_train: asked for {n_weak} examples, {n_rest} are outside splits.strong_pool; using "
-               f"{n_rest}")
-        if msg not in _WARNED:
-            _WARNED.add(msg)
-            log.warning(msg)
+        _warn_once(f"weak_train: asked for {n_weak} examples, {n_rest} are outside splits.strong_pool; using "
+                   f"{n_rest}")
     out["weak_train"], _ = _take(rest, 0, n_weak)
-    result = {}
-    for name in SPLITS:
-        idx = np.sort(np.asarray(out[name], dtype=np.int64))
-        if cfg.balance:
-            idx = _balance(idx, labels, rng)
-        result[name] = idx
-    splits = Splits(result, split_seed)
+    splits = _assemble(out, cfg, labels, rng, split_seed)
     try:
         check_splits(task, cfg, splits, asked)
     except W2SError as e:

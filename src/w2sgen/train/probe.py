@@ -214,9 +214,7 @@ def train_heads(x: np.ndarray, target: np.ndarray, loss_fn: LossFn, cfg: ProbeCo
     if not wds or any(not math.isfinite(v) or v < 0 for v in wds):
         raise W2SError(f"config field 'probe.weight_decay': {cfg.weight_decay!r}; give one or more numbers >= 0")
     if solver == "lbfgs" and 0.0 in wds:
-        raise W2SError(f"config field 'probe.weight_decay': {cfg.weight_decay!r} holds 0, which the L-BFGS solver "
-                       "(xent heads) cannot fit: without a penalty, features that separate the classes (N <= D "
-                       "always do) have no optimum. Use a small value such as 1e-4, or probe.solver=adam")
+        raise cfg.zero_decay_error()
     torch.manual_seed(seed)
     xt = torch.from_numpy(np.array(x, dtype=np.float32))  # (N, D), a private copy
     yt = torch.from_numpy(np.array(target, dtype=np.float32))  # (N, K)
