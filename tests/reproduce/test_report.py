@@ -33,3 +33,18 @@ def test_a_ladder_that_is_not_monotone_is_named_and_kept_in_order():
     assert text.splitlines()[1].split()[1:] == fx.LADDER  # the order given, not re-sorted
     ok = fx.make(xent_only, tasks=1, n=2000)
     assert report.not_monotone(ok) == []
+    assert report.order_note(ok) == "the ceilings grow along the ladder on every task"
+
+
+def test_a_task_with_one_ceiling_is_not_called_monotone():
+    """With one model's ceiling on a task (the finetune pair's weak model trains none), the order
+    cannot be checked, and the text says so instead of calling the ladder monotone."""
+    ev = fx.make(xent_only, tasks=2, n=1000)
+    for m in fx.LADDER[:-1]:
+        for ts in ev.tasks["task1"].values():
+            ts.preds.pop(ceiling_stage(m), None)
+    assert report.not_monotone(ev) == []
+    note = report.order_note(ev)
+    assert "not checked on task1" in note and "grow" not in note
+    text = report.ceilings_text(Block("probe ladder", "probe", list(fx.LADDER)), ev)
+    assert "not checked on task1" in text and "grow along the ladder" not in text

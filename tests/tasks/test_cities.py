@@ -100,9 +100,12 @@ def test_cities_texts_and_ids_unique(cities):
 
 def test_cities_load_is_deterministic(cities):
     # independent of the global random state, too
+    from w2sgen.tasks import cities as mod
+
     state = random.getstate()
     try:
         random.seed(12345)
+        mod._statements.cache_clear()  # generate again, not from the per-process memo
         again = TASKS.get("cities").load()
     finally:
         random.setstate(state)
@@ -189,3 +192,29 @@ def test_derange_is_seeded():
     true = [f"c{i % 7}" for i in range(50)]
     assert derange(true, random.Random(5)) == derange(true, random.Random(5))
     assert derange(true, random.Random(5)) != derange(true, random.Random(6))
+
+
+# ------------------------------------------------------------------ built once per process
+CPU_V1_CITIES = "8ceedb7c95485adb04ea8974999b9b8c122691e043b42cfb55835c49c3bbb33f"
+"""The cities fingerprint frozen in the cpu-v1 suite (src/w2sgen/benchmark/suites/cpu-v1.yaml)."""
+
+
+def test_statements_built_once_and_handed_out_as_fresh_copies(monkeypatch):
+    """A second load reuses the records (no second derangement) and edits to one load do not leak
+    into the next; the content is the generator's own (its fingerprint is unchanged by the memo)."""
+    from w2sgen.tasks import cities as mod
+
+    first = mod.statements()
+    fp = TASKS.get("cities").load().fingerprint()
+    assert fp == CPU_V1_CITIES  # what the shipped suite froze: the memo changed no content
+    calls = []
+    monkeypatch.setattr(mod, "derange", lambda *a: calls.append(a) or pytest.fail("derange ran again"))
+    second = mod.statements()
+    assert second == first and not calls
+    second["train"][0]["wrong"] = "Atlantis"
+    second["train"].pop()
+    third = mod.statements()
+    assert third == first and third["train"][0]["wrong"] != "Atlantis"
+    mod._statements.cache_clear()
+    monkeypatch.undo()
+    assert mod.statements() == first and TASKS.get("cities").load().fingerprint() == fp

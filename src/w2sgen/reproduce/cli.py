@@ -12,7 +12,7 @@ from ..errors import W2SError
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ladder", help="comma-separated models, smallest first (default: minilm-l6,mpnet-base,"
                    "smollm2-135m,gemma-3-270m); short names, hub ids or local directories")
-    p.add_argument("--tasks", help="comma-separated tasks (default: cities,sst2,boolq,cola,piqa; --quick: "
+    p.add_argument("--tasks", help="comma-separated tasks (default: cities,sst2; --quick: "
                    "cities,sst2); a task's files are read from $W2S_DATA_DIR/<task> when that folder exists")
     p.add_argument("--mode", choices=["probe", "finetune"], help="probe (default: frozen backbones, heads on cached "
                    "activations) or finetune (every stage finetuned: the paper's main setting, for a GPU)")

@@ -74,6 +74,19 @@ def not_monotone(ev: Evidence) -> list[str]:
     return out
 
 
+def order_note(ev: Evidence) -> str:
+    """One sentence on the ladder's order: where it is not monotone in ceilings, or that it is,
+    or that it could not be checked (a task with fewer than two models' ceilings)."""
+    bad = not_monotone(ev)
+    if bad:
+        return "ladder order kept as given; not monotone in ceiling accuracy on: " + " | ".join(bad)
+    unchecked = [t for t, row in ceilings(ev).items() if sum(v["ceiling"] is not None for v in row.values()) < 2]
+    if unchecked:
+        return ("the order of the ceilings is not checked on " + ", ".join(unchecked)
+                + ": fewer than two models of the ladder have a ceiling there")
+    return "the ceilings grow along the ladder on every task"
+
+
 def ceilings_text(block: Block, ev: Evidence) -> str:
     """Each model's ceiling per task (%, 95% interval), and whether the ladder is monotone."""
     head = f"ceilings ({block.name}): test accuracy of each model trained on ground truth (transfer), %, mean over seeds"
@@ -89,9 +102,7 @@ def ceilings_text(block: Block, ev: Evidence) -> str:
             cells.append("–" if v["ceiling"] is None else
                          f"{100 * v['ceiling']:.1f} [{100 * (v['lo'] or math.nan):.1f}, {100 * (v['hi'] or math.nan):.1f}]")
         lines.append(f"  {task:<{w}}  " + "  ".join(f"{c:>20}" for c in cells))
-    bad = not_monotone(ev)
-    lines.append("  ladder order kept as given; not monotone in ceiling accuracy on: " + " | ".join(bad) if bad
-                 else "  the ceilings grow along the ladder on every task")
+    lines.append(f"  {order_note(ev)}")
     return "\n".join(lines)
 
 
@@ -345,9 +356,9 @@ def _html(outcome: Outcome, rendered: list[tuple[str, str, bytes, str]]) -> str:
             cols = [("task", "task"), *[(f"c{i}", short(m)) for i, m in enumerate(ev.ladder)]]
             ceil_html += html.table(f, cols, pct={c for c, _ in cols if c != "task"},
                                     intervals={f"c{i}": (f"c{i}_lo", f"c{i}_hi") for i in range(len(ev.ladder))})
-        bad = not_monotone(ev)
-        ceil_html += (f'<div class="note">Not monotone in ceiling accuracy (order kept as given): '
-                      f'{html.esc(" | ".join(bad))}</div>' if bad else "<p>The ceilings grow along the ladder on every task.</p>")
+        note = order_note(ev)
+        ceil_html += (f'<div class="note">{html.esc(note[0].upper() + note[1:])}.</div>' if not_monotone(ev)
+                      else f"<p>{html.esc(note[0].upper() + note[1:])}.</p>")
     figs = "".join(html.figure(Plot(name, title, caption, png=png)) for name, title, png, caption in rendered)
     notes = "".join(f'<div class="note">{html.esc(n)}</div>' for n in outcome.notes)
     if outcome.failed:

