@@ -299,3 +299,18 @@ def test_summary_refuses_a_filter_on_outcomes_and_prints_the_filter(tmp_path, ca
     assert text.rstrip().endswith("rows selected by --where 'seed < 2'") and "PGR = (mean w2s" in text
     assert main(["results", str(out), "--where", "pgr_acc > 0.3"]) == 0  # listing runs by outcome is fine
     assert "rows selected by --where 'pgr_acc > 0.3'" in capsys.readouterr().out
+
+
+def test_constant_class_names_a_one_class_supervisor():
+    """A weak model answering one class on a two-class test set is named (finish_run warns with it);
+    any disagreement, a one-class test set or no predictions is not."""
+    from w2sgen.aggregate import constant_class
+
+    y = np.array([0, 1, 1, 0, 1])
+    const = np.tile([0.2, 0.8], (5, 1))  # (N, K): class 1 everywhere, at any confidence
+    assert constant_class(const, y) == 1
+    mixed = const.copy()
+    mixed[2] = [0.6, 0.4]
+    assert constant_class(mixed, y) is None
+    assert constant_class(const, np.ones(5, dtype=int)) is None
+    assert constant_class(None, y) is None

@@ -20,6 +20,7 @@ Rules (issue 14):
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ import pandas as pd
 from . import stats
 from .errors import W2SError
 from .stats import GAP_THRESHOLD, LEVEL
+
+log = logging.getLogger("w2sgen")
 
 RUN_KEYS = ["task", "weak", "strong", "mode"]
 """A cell: the runs of one (task, weak, strong, mode), one per seed."""
@@ -116,6 +119,18 @@ def _pgr_intervals(y: np.ndarray, groups: np.ndarray, weak: np.ndarray, ceiling:
     return out
 
 
+def constant_class(probs: np.ndarray | None, y: np.ndarray) -> int | None:
+    """The class a model predicts for every example, when ``y`` holds two or more classes; else None.
+
+    probs (N, K). A weak model that answers one class everywhere is a degenerate supervisor: its
+    students' PGR then measures how far they move off a constant, not weak-to-strong transfer.
+    """
+    if probs is None or len(probs) == 0 or len(np.unique(y)) < 2:
+        return None
+    pred = np.argmax(probs, 1)  # (N,)
+    return int(pred[0]) if (pred == pred[0]).all() else None
+
+
 def finish_run(rec: dict[str, Any], task: Any, splits: Any, stages: dict[str, Any],
                threshold: float = GAP_THRESHOLD) -> dict[str, Any]:
     """Called by ``w2sgen.run`` right after ``run_seed``: the run's ``stats`` block (gap, interval,
@@ -129,6 +144,11 @@ def finish_run(rec: dict[str, Any], task: Any, splits: Any, stages: dict[str, An
     ids = frame["id"].to_numpy()[rows].tolist()
     y = frame["label"].to_numpy()[rows]
     probs = {k: st.probs("test", ids) for k, st in stages.items()}
+    k = constant_class(probs.get("weak"), y)
+    if k is not None:
+        log.warning("the weak model predicts class %d for all %d test examples: a constant supervisor; its "
+                    "students' PGR measures moving off a constant (more weak_train examples or steps may help)",
+                    k, len(y))
     out = gap_stats(y, frame["group"].astype(str).to_numpy()[rows], probs.get("weak"), probs.get("ceiling"), ids,
                     threshold, students={m: probs.get(f"student-{m}") for m in rec["students"]})
     blocks = {"weak": rec["weak"], "ceiling": rec["ceiling"], **{f"student-{m}": b for m, b in rec["students"].items()}}

@@ -339,3 +339,20 @@ def test_small_gap_guard_passes_a_real_gap_broken(biased, monkeypatch):
     p, rec = biased[0]
     copy = {k: deepcopy(v) for k, v in rec.items() if k != "_stages"}  # finish_run edits the record
     assert not aggregate.finish_run(copy, p.task, p.splits, rec["_stages"])["flagged"]
+
+
+def test_finish_run_warns_of_a_constant_weak_model(biased, caplog):
+    """A weak model that answers one class for every test example is named in a warning; the real
+    biased weak model of the same run is not."""
+
+    class Constant:
+        def probs(self, split, ids):
+            return np.tile([0.3, 0.7], (len(ids), 1))  # (N, K): class 1 everywhere
+
+    p, rec = biased[0]
+    for stages, warned in ((dict(rec["_stages"], weak=Constant()), True), (rec["_stages"], False)):
+        copy = {k: deepcopy(v) for k, v in rec.items() if k != "_stages"}  # finish_run edits the record
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="w2sgen"):
+            aggregate.finish_run(copy, p.task, p.splits, stages)
+        assert ("constant supervisor" in caplog.text) is warned, caplog.text
