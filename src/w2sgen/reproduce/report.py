@@ -357,8 +357,8 @@ def _html(outcome: Outcome, rendered: list[tuple[str, str, bytes, str]]) -> str:
             ceil_html += html.table(f, cols, pct={c for c, _ in cols if c != "task"},
                                     intervals={f"c{i}": (f"c{i}_lo", f"c{i}_hi") for i in range(len(ev.ladder))})
         note = order_note(ev)
-        ceil_html += (f'<div class="note">{html.esc(note[0].upper() + note[1:])}.</div>' if not_monotone(ev)
-                      else f"<p>{html.esc(note[0].upper() + note[1:])}.</p>")
+        text = html.esc(note[0].upper() + note[1:] + ".")
+        ceil_html += f'<div class="note">{text}</div>' if not_monotone(ev) else f"<p>{text}</p>"
     figs = "".join(html.figure(Plot(name, title, caption, png=png)) for name, title, png, caption in rendered)
     notes = "".join(f'<div class="note">{html.esc(n)}</div>' for n in outcome.notes)
     if outcome.failed:
