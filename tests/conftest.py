@@ -42,16 +42,16 @@ WORDS = ("the city of is in a an and not true false good bad movie film great aw
          "germany rome italy madrid spain tokyo japan lima peru oslo norway cairo egypt q : ? . ,").split()
 
 
-def tiny_config(family: str, vocab_size: int):
-    """A tiny random config of a registered family (2 layers, width 16)."""
+def tiny_config(family: str, vocab_size: int, layers: int = 2):
+    """A tiny random config of a registered family (``layers`` layers, width 16)."""
     import transformers as tf
 
-    common = dict(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+    common = dict(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=layers,
                   num_attention_heads=2, max_position_embeddings=64)
     if family == "bert":
         return tf.BertConfig(**common)
     if family == "gpt2":
-        return tf.GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=16, n_layer=2, n_head=2)
+        return tf.GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=16, n_layer=layers, n_head=2)
     if family == "gpt_neox":
         return tf.GPTNeoXConfig(**common)
     if family in ("llama", "mistral", "qwen2"):

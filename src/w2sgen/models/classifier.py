@@ -16,26 +16,68 @@ class Classifier(nn.Module):
     """backbone -> hidden states of ``layer`` -> pooled (B, C) -> fp32 linear head -> logits (B, K).
 
     The head is small-initialised (N(0, init_std²), zero bias) and always kept in fp32.
+    With ``shortcuts`` the backbone runs only what the pooled vector reads: no block above
+    ``layer`` (:mod:`.truncate`), and for "last" pooling of GPT-2's top layer the final block at the
+    last token only (:mod:`.last_token`); the logits and gradients are the same to float rounding.
+    ``shortcuts=None`` (the default) turns them on in a single process and off under several (FSDP
+    gathers a block's sharded weights only inside that block's own forward). They are also off
+    while dropout is active in training, so that a run draws the same dropout masks as the whole
+    model would. ``backbone`` and ``layer`` are fixed at construction (the shortcut is planned then).
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, pooling: str, layer: int = -1,
-                 init_std: float = 1e-3):
+                 init_std: float = 1e-3, shortcuts: bool | None = None):
         super().__init__()
+        from .truncate import blocks_path, stop_block
+
+        if shortcuts is None:
+            from ..train.distributed import is_distributed
+
+            shortcuts = not is_distributed()
         self.backbone = backbone
         self.pooling = pooling
         self.layer = layer
+        self.shortcuts = shortcuts
+        self._blocks = blocks_path(backbone) if shortcuts else None  # dotted name of the block list
+        self._stop = stop_block(backbone, layer) if shortcuts else None  # first block not run, if any
+        self._dropout = has_dropout(backbone)
         hidden = backbone.config.hidden_size
         self.head = nn.Linear(hidden, num_classes, dtype=torch.float32)
         nn.init.normal_(self.head.weight, std=init_std)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        want_hidden = self.layer != -1
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
-        h = out.hidden_states[self.layer] if want_hidden else out.last_hidden_state  # (B, T, C)
-        pooled = pool(h, attention_mask, self.pooling)  # (B, C)
+        pooled = self.pooled(input_ids, attention_mask)  # (B, C)
         with torch.autocast(pooled.device.type, enabled=False):  # the head stays fp32 under autocast
             return self.head(pooled.float())  # (B, K)
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids and mask -> (B, C): the pooled hidden states of ``layer``."""
+        from .last_token import final_block, last_token_hidden
+        from .truncate import hidden_at
+
+        short = self.shortcuts and not (self.training and self._dropout)
+        if short and self.pooling == "last" and self.layer == -1 and final_block(self.backbone, self._blocks):
+            return last_token_hidden(self.backbone, input_ids, attention_mask, self._blocks)
+        if short and self._stop is not None:
+            h = hidden_at(self.backbone, self._stop, self._blocks, input_ids=input_ids, attention_mask=attention_mask)
+        else:
+            want_hidden = self.layer != -1
+            out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
+            h = out.hidden_states[self.layer] if want_hidden else out.last_hidden_state  # (B, T, C)
+        return pool(h, attention_mask, self.pooling)
+
+
+def has_dropout(backbone: nn.Module) -> bool:
+    """Whether training draws dropout masks: a Dropout module, or a dropout probability in the config
+    (attention dropout is often applied functionally), above 0. The config's task-head settings
+    (``summary_*``, ``classifier_*``) do not count: the backbone has no such head."""
+    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in backbone.modules()):
+        return True
+    cfg = getattr(backbone, "config", None)
+    items = cfg.to_dict().items() if hasattr(cfg, "to_dict") else ()
+    return any(isinstance(v, float) and v > 0 and ("dropout" in k or "pdrop" in k)
+               and not k.startswith(("summary_", "classifier_")) for k, v in items)
 
 
 def no_dropout_config(path: str | Path, trust_remote_code: bool = False) -> Any:

@@ -18,7 +18,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    "activations) or finetune (every stage finetuned: the paper's main setting, for a GPU)")
     p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--quick", action="store_true", help="a smaller check (2 tasks, 1,000 examples per task, the "
-                   "finetune pair with 1 seed and 300/400/100/200 examples); it says so in its output")
+                   "finetune pair with 1 seed and 1,000/400/100/200 examples); it says so in its output")
     p.add_argument("--out", required=True, help="output directory: runs/, claims.json, ceilings.json, report.html")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local worker processes (default) or Ray (local, or a cluster with --ray-address)")

@@ -147,15 +147,18 @@ def extract(backbone, texts: list[str], *, layer: int, pooling: str, max_length:
 
     Texts are tokenized once, sorted by length and batched with dynamic padding, so a batch
     pads only to its own longest text; forward passes run under ``torch.inference_mode`` and,
-    for bf16, autocast.
+    for bf16, autocast, and stop at ``layer`` (:mod:`w2sgen.models.truncate`).
     """
     import torch
 
     from ..log import progress
     from ..models.pooling import pool
+    from ..models.truncate import blocks_path, hidden_at, stop_block
 
     tok = backbone.tokenizer
     model = backbone.model
+    stop = stop_block(model, layer)  # the blocks above the probed layer are not run
+    path = blocks_path(model) if stop is not None else None
     device = next(model.parameters()).device
     enc = tok(texts, truncation=True, max_length=max_length, padding=False)
     ids = enc["input_ids"]
@@ -168,8 +171,11 @@ def extract(backbone, texts: list[str], *, layer: int, pooling: str, max_length:
             rows = order[start : start + batch_size]
             batch = tok.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items()}
-            res = model(**batch, output_hidden_states=use_hidden)
-            hidden = res.hidden_states[layer] if use_hidden else res.last_hidden_state  # (B, T, C)
+            if stop is not None:
+                hidden = hidden_at(model, stop, path, **batch)  # (B, T, C)
+            else:
+                res = model(**batch, output_hidden_states=use_hidden)
+                hidden = res.hidden_states[layer] if use_hidden else res.last_hidden_state  # (B, T, C)
             out[rows] = pool(hidden.float(), batch["attention_mask"], pooling).cpu().numpy()
             bar.update(len(rows))
     if not np.isfinite(out).all():

@@ -148,7 +148,7 @@ def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int
         backbone = lora_wrap(backbone, family, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
         if ckpt:
             backbone.enable_input_require_grads()
-    clf = Classifier(backbone, num_classes, pooling, layer).to(device)
+    clf = Classifier(backbone, num_classes, pooling, layer).to(device)  # shortcuts in one process only
     return clf, tok, family
 
 
