@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from w2sgen.benchmark.leaderboard import collect, format_json, format_table, leaderboard
+from w2sgen.benchmark.leaderboard import collect, format_json, format_table, header, leaderboard
 from w2sgen.benchmark.manifest import Manifest
 from w2sgen.benchmark.method_file import unload
 from w2sgen.benchmark.runner import failure_report, method_dir, run_benchmark
@@ -110,6 +110,30 @@ def test_another_suite_or_variant_never_mixes_into_a_directory(bench, tiny_encod
     shutil.copytree(src, method_dir(mixed, "xent") / src.name)
     with pytest.raises(W2SError, match="not a run of suite tiny v1"):
         leaderboard([mixed])
+
+
+def test_results_of_another_training_protocol_never_mix(bench, monkeypatch):
+    import json
+
+    from w2sgen.benchmark.manifest import NAME
+    from w2sgen.protocol import PROTOCOL_VERSION
+
+    out, root = bench["out"], bench["root"]
+    assert Manifest.load(out).protocol == PROTOCOL_VERSION
+    old = root / "old-protocol"
+    shutil.copytree(out, old)
+    data = json.loads((old / NAME).read_text())
+    data["protocol"] = "3"
+    (old / NAME).write_text(json.dumps(data))
+    with pytest.raises(W2SError, match="old-protocol holds .* protocol 3, not 4: results of two training protocols"):
+        collect([out, old])
+    with pytest.raises(W2SError, match="two training protocols never mix"):
+        run_benchmark(bench["suite"], ["xent"], old, cache_dir=bench["cache"])
+    del data["protocol"]  # written before the protocol was recorded
+    (old / NAME).write_text(json.dumps(data))
+    with pytest.raises(W2SError, match="protocol unrecorded"):
+        run_benchmark(bench["suite"], ["xent"], old, cache_dir=bench["cache"])
+    assert f"protocol {PROTOCOL_VERSION}" in "\n".join(header(leaderboard([out])))
 
 
 def test_data_that_differ_from_the_fingerprint_are_refused_naming_the_task_and_source(tmp_path, tiny_encoders, kit):

@@ -135,8 +135,10 @@ def test_quick_says_what_it_leaves_out(tmp_path):
 
     default = blocks(None, None, None, None, True, str(tmp_path))
     note = quick_note(default)
-    assert note.startswith("--quick: a smaller check") and "2 task(s) (cities, sst2), 3 seed(s)" in note
-    assert "finetune encoder pair: 1 task(s) (sst2), 1 seed(s)" in note and "one seed" in note
+    assert note.startswith("--quick: a smaller check")
+    assert "2 task(s) (cities, sst2), 3 seed(s), up to 1,000 examples per task, 300 test" in note
+    assert "finetune encoder pair: 1 task(s) (sst2), 1 seed(s), weak_train/transfer/val/test 1,000/400/100/200" in note
+    assert "one seed" in note
     assert {r.splits.max_examples for r in default[0].runs} == {1000}
     ladder_only = blocks(["minilm-l6", "mpnet-base"], None, "probe", None, True, str(tmp_path))
     assert "one seed" not in quick_note(ladder_only)

@@ -78,6 +78,8 @@ class Board:
     rows: list[Row]
     expected_runs: int
     dirs: list[Path] = field(default_factory=list)
+    protocol: str = ""
+    """w2sgen's training protocol of the results (the manifest's)."""
 
     @property
     def suite_label(self) -> str:
@@ -176,6 +178,7 @@ class Collected:
     preds: MergedPredictions
     methods: dict[str, dict[str, Any]]
     not_run: dict[str, str]
+    protocol: str = ""
 
 
 def collect(dirs: Sequence[str | Path]) -> Collected:
@@ -187,7 +190,7 @@ def collect(dirs: Sequence[str | Path]) -> Collected:
     manifests = [Manifest.load(d) for d in paths]
     first = manifests[0]
     for m, d in zip(manifests[1:], paths[1:]):
-        first.check_same(m, str(d))
+        m.check_same(first, str(d))  # "d holds results of <m>, not of <first>"
     recorded: dict[str, Any] = {}
     for m, d in zip(manifests, paths):
         for task, rec in m.recorded.items():
@@ -225,7 +228,7 @@ def collect(dirs: Sequence[str | Path]) -> Collected:
         not_run.pop(name, None)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=aggregate.TABLE_COLUMNS)
     table = table.drop_duplicates(subset=aggregate.KEYS, keep="first").reset_index(drop=True)
-    return Collected(suite, first.variant, table, MergedPredictions(roots), methods, not_run)
+    return Collected(suite, first.variant, table, MergedPredictions(roots), methods, not_run, first.protocol)
 
 
 # --------------------------------------------------------------------------- ranking
@@ -334,7 +337,7 @@ def leaderboard(dirs: Sequence[str | Path]) -> Board:
                             uses_ground_truth=bool(info.get("uses_ground_truth"))))
     for name, reason in sorted(c.not_run.items()):
         rows.append(Row(method=name, note=reason, available=False))
-    return Board(c.suite, c.variant, rows, expected, [Path(d) for d in dirs])
+    return Board(c.suite, c.variant, rows, expected, [Path(d) for d in dirs], c.protocol)
 
 
 # --------------------------------------------------------------------------- output
@@ -358,7 +361,8 @@ def header(b: Board) -> list[str]:
     tasks, seeds = b.suite.variant(b.variant == "quick")
     lines = [f"benchmark {b.suite.title} · suite {b.suite.short_hash} · {b.variant} · {len(tasks)} tasks × "
              f"{len(b.suite.pairs)} pair{'s' if len(b.suite.pairs) > 1 else ''} × {len(seeds)} seeds = "
-             f"{b.expected_runs} runs · {b.suite.mode} mode · reference {b.suite.reference}"]
+             f"{b.expected_runs} runs · {b.suite.mode} mode · reference {b.suite.reference} · "
+             f"protocol {b.protocol or 'unrecorded'}"]
     if b.variant == "quick":
         lines.append("QUICK RUN (--quick): fewer tasks and seeds; not comparable with full runs of the suite")
     return lines

@@ -1,10 +1,11 @@
 """``OUT/benchmark.json``: what a benchmark results directory holds, and the refusal to mix.
 
-It records the suite (name, version, content hash) and the variant (full or quick) the directory
-was made for; the content the first run observed for tasks the suite leaves unfrozen; each method's
-source (registered, or a file and its sha256), whether it reads ground truth, whether its runs
-failed; the methods that cannot run on the suite, with the reason; and, per method and run, the
-student's wall time when that run trained it (a student loaded from the cache is not a cost).
+It records the suite (name, version, content hash), the variant (full or quick) and w2sgen's
+training protocol the directory was made for; the content the first run observed for tasks the
+suite leaves unfrozen; each method's source (registered, or a file and its sha256), whether it
+reads ground truth, whether its runs failed; the methods that cannot run on the suite, with the
+reason; and, per method and run, the student's wall time when that run trained it (a student
+loaded from the cache is not a cost).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class Manifest:
     """The suite's content (``suite.to_data``): the leaderboard rebuilds the suite from it and checks its hash."""
     format: int = FORMAT
     updated: str = ""
+    protocol: str = ""
+    """w2sgen's training protocol (``protocol.PROTOCOL_VERSION``) the results were made under: the same
+    suite trained under another protocol gives other numbers, so two protocols never mix ("" : a
+    directory written before the protocol was recorded)."""
 
     @property
     def quick(self) -> bool:
@@ -84,9 +89,11 @@ class Manifest:
     def open(cls, out: str | Path, suite: Suite, quick: bool) -> Manifest:
         """``out``'s manifest, checked to be of ``suite`` and this variant, or a new one."""
         m = cls.read(out)
+        from ..protocol import PROTOCOL_VERSION
         from .suite import to_data
 
-        want = cls(suite.name, suite.version, suite.hash, variant_name(quick), suite_data=to_data(suite))
+        want = cls(suite.name, suite.version, suite.hash, variant_name(quick), suite_data=to_data(suite),
+                   protocol=PROTOCOL_VERSION)
         if m is None:
             if Path(out).is_dir() and any(Path(out).iterdir()):
                 raise W2SError(f"--out {out}: the directory holds files but no {NAME}: a benchmark writes to "
@@ -110,6 +117,10 @@ class Manifest:
         if (self.suite, self.version, self.suite_hash) != (other.suite, other.version, other.suite_hash):
             raise W2SError(f"{where} holds results of suite {self.label}, not of {other.label}: results of two suites "
                            "or two versions of a suite never mix; use another directory")
+        if self.protocol != other.protocol:
+            mine, theirs = (p or "unrecorded (an older w2sgen)" for p in (self.protocol, other.protocol))
+            raise W2SError(f"{where} holds results of {self.label} trained under w2sgen's protocol {mine}, not "
+                           f"{theirs}: results of two training protocols never mix; use another directory")
         if self.variant != other.variant:
             raise W2SError(f"{where} holds {self.variant} results of {self.suite} v{self.version}; {other.variant} "
                            "results go to another directory (quick runs are not comparable with full ones)")

@@ -28,6 +28,7 @@ class Classifier(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, pooling: str, layer: int = -1,
                  init_std: float = 1e-3, shortcuts: bool | None = None):
         super().__init__()
+        from .last_token import final_block
         from .truncate import blocks_path, stop_block
 
         if shortcuts is None:
@@ -40,6 +41,8 @@ class Classifier(nn.Module):
         self.shortcuts = shortcuts
         self._blocks = blocks_path(backbone) if shortcuts else None  # dotted name of the block list
         self._stop = stop_block(backbone, layer) if shortcuts else None  # first block not run, if any
+        self._last_token = bool(shortcuts and pooling == "last" and layer == -1
+                                and final_block(backbone, self._blocks) is not None)  # GPT-2's top block at one token
         self._dropout = has_dropout(backbone)
         hidden = backbone.config.hidden_size
         self.head = nn.Linear(hidden, num_classes, dtype=torch.float32)
@@ -53,11 +56,11 @@ class Classifier(nn.Module):
 
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) ids and mask -> (B, C): the pooled hidden states of ``layer``."""
-        from .last_token import final_block, last_token_hidden
+        from .last_token import last_token_hidden
         from .truncate import hidden_at
 
         short = self.shortcuts and not (self.training and self._dropout)
-        if short and self.pooling == "last" and self.layer == -1 and final_block(self.backbone, self._blocks):
+        if short and self._last_token:
             return last_token_hidden(self.backbone, input_ids, attention_mask, self._blocks)
         if short and self._stop is not None:
             h = hidden_at(self.backbone, self._stop, self._blocks, input_ids=input_ids, attention_mask=attention_mask)

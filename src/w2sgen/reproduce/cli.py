@@ -58,11 +58,19 @@ def quick_note(blocks: list) -> str:
         tasks = sorted({r.task for r in b.runs})
         seeds = sorted({r.seeds[0] for r in b.runs})
         parts.append(f"{b.name}: {len(tasks)} task(s) ({', '.join(Path(t).name for t in tasks)}), "
-                     f"{len(seeds)} seed(s)")
+                     f"{len(seeds)} seed(s), {_sizes(b.runs[0].splits)}")
     one_seed = any(len({r.seeds[0] for r in b.runs}) == 1 for b in blocks)
-    return ("--quick: a smaller check, not the reproduction — fewer tasks, seeds and examples than the full "
-            "default (" + "; ".join(parts) + ")" + ("; with one seed an interval covers the test sample only"
-                                                   if one_seed else ""))
+    return ("--quick: a smaller check, not the reproduction — fewer examples (and seeds where it says so) than "
+            "the full default (" + "; ".join(parts) + ")" + ("; with one seed an interval covers the test sample only"
+                                                            if one_seed else ""))
+
+
+def _sizes(splits) -> str:
+    """'up to 1,000 examples per task, 300 test' or 'weak_train/transfer/val/test 1,000/400/100/200'."""
+    if splits.max_examples:
+        return f"up to {splits.max_examples:,} examples per task, {splits.n_test:,} test"
+    sizes = (splits.n_weak_train, splits.n_transfer, splits.n_val, splits.n_test)
+    return "weak_train/transfer/val/test " + "/".join(f"{v:,}" if isinstance(v, int) else str(v) for v in sizes)
 
 
 def run_reproduce(a: argparse.Namespace) -> int:
