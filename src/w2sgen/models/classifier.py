@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from ..errors import W2SError
+from .last_token import final_block, last_token_hidden
 from .pooling import pool
+from .truncate import blocks_path, layer_hidden, stop_block
 
 
 class Classifier(nn.Module):
@@ -28,9 +30,6 @@ class Classifier(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, pooling: str, layer: int = -1,
                  init_std: float = 1e-3, shortcuts: bool | None = None):
         super().__init__()
-        from .last_token import final_block
-        from .truncate import blocks_path, stop_block
-
         if shortcuts is None:
             from ..train.distributed import is_distributed
 
@@ -56,18 +55,11 @@ class Classifier(nn.Module):
 
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) ids and mask -> (B, C): the pooled hidden states of ``layer``."""
-        from .last_token import last_token_hidden
-        from .truncate import hidden_at
-
         short = self.shortcuts and not (self.training and self._dropout)
         if short and self._last_token:
             return last_token_hidden(self.backbone, input_ids, attention_mask, self._blocks)
-        if short and self._stop is not None:
-            h = hidden_at(self.backbone, self._stop, self._blocks, input_ids=input_ids, attention_mask=attention_mask)
-        else:
-            want_hidden = self.layer != -1
-            out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
-            h = out.hidden_states[self.layer] if want_hidden else out.last_hidden_state  # (B, T, C)
+        h = layer_hidden(self.backbone, self.layer, self._stop if short else None, self._blocks,
+                         input_ids=input_ids, attention_mask=attention_mask)  # (B, T, C)
         return pool(h, attention_mask, self.pooling)
 
 
@@ -77,10 +69,14 @@ def has_dropout(backbone: nn.Module) -> bool:
     (``summary_*``, ``classifier_*``) do not count: the backbone has no such head."""
     if any(isinstance(m, nn.Dropout) and m.p > 0 for m in backbone.modules()):
         return True
-    cfg = getattr(backbone, "config", None)
+    probs = _dropout_probs(getattr(backbone, "config", None))
+    return any(v > 0 for k, v in probs.items() if not k.startswith(("summary_", "classifier_")))
+
+
+def _dropout_probs(cfg: Any) -> dict[str, float]:
+    """The config's dropout probabilities: its float fields named ``*dropout*`` or ``*pdrop*``."""
     items = cfg.to_dict().items() if hasattr(cfg, "to_dict") else ()
-    return any(isinstance(v, float) and v > 0 and ("dropout" in k or "pdrop" in k)
-               and not k.startswith(("summary_", "classifier_")) for k, v in items)
+    return {k: v for k, v in items if isinstance(v, float) and ("dropout" in k or "pdrop" in k)}
 
 
 def no_dropout_config(path: str | Path, trust_remote_code: bool = False) -> Any:
@@ -88,9 +84,8 @@ def no_dropout_config(path: str | Path, trust_remote_code: bool = False) -> Any:
     from transformers import AutoConfig
 
     cfg = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    for key, value in list(cfg.to_dict().items()):
-        if isinstance(value, float) and ("dropout" in key or "pdrop" in key):
-            setattr(cfg, key, 0.0)
+    for key in _dropout_probs(cfg):
+        setattr(cfg, key, 0.0)
     return cfg
 
 

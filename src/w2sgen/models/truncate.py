@@ -87,3 +87,13 @@ def hidden_at(model: nn.Module, block: int, path: str | None = None, **inputs) -
     finally:
         handle.remove()
     raise RuntimeError(f"block {block} was never called: the model does not run its blocks in order")
+
+
+def layer_hidden(model: nn.Module, layer: int, stop: int | None, path: str | None = None, **inputs) -> torch.Tensor:
+    """(B, T, C) ``hidden_states[layer]``: stopped at block ``stop`` when given (:func:`stop_block`),
+    else from the whole model (``last_hidden_state`` for the top layer, -1)."""
+    if stop is not None:
+        return hidden_at(model, stop, path, **inputs)
+    if layer == -1:
+        return model(**inputs).last_hidden_state
+    return model(**inputs, output_hidden_states=True).hidden_states[layer]

@@ -153,7 +153,7 @@ def extract(backbone, texts: list[str], *, layer: int, pooling: str, max_length:
 
     from ..log import progress
     from ..models.pooling import pool
-    from ..models.truncate import blocks_path, hidden_at, stop_block
+    from ..models.truncate import blocks_path, layer_hidden, stop_block
 
     tok = backbone.tokenizer
     model = backbone.model
@@ -164,18 +164,13 @@ def extract(backbone, texts: list[str], *, layer: int, pooling: str, max_length:
     ids = enc["input_ids"]
     order = np.argsort([len(x) for x in ids], kind="stable")[::-1]  # longest first: OOM shows early
     out = np.empty((len(texts), backbone.hidden_size), dtype=np.float32)
-    use_hidden = layer != -1
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"), \
             progress(total=len(texts), desc=desc, unit="text") as bar:
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             batch = tok.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items()}
-            if stop is not None:
-                hidden = hidden_at(model, stop, path, **batch)  # (B, T, C)
-            else:
-                res = model(**batch, output_hidden_states=use_hidden)
-                hidden = res.hidden_states[layer] if use_hidden else res.last_hidden_state  # (B, T, C)
+            hidden = layer_hidden(model, layer, stop, path, **batch)  # (B, T, C)
             out[rows] = pool(hidden.float(), batch["attention_mask"], pooling).cpu().numpy()
             bar.update(len(rows))
     if not np.isfinite(out).all():
