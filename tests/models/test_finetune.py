@@ -69,6 +69,15 @@ def test_family_lora_step_leaves_base_weights_byte_identical(family):
     assert moved, f"{family}: LoRA weights did not train"
 
 
+def test_lora_wrap_keeps_peft_deprecation_noise_out_of_the_user_log():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make("llama", lora=True)
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
 @pytest.mark.parametrize("family", ["gpt2", "llama", "bert"])
 def test_gradient_checkpointing_gives_equal_gradients(family):
     grads = []

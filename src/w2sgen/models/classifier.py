@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -109,4 +110,6 @@ def lora_wrap(backbone: nn.Module, family: str, rank: int, alpha: float, targets
                        "set finetune.lora_targets=[...] (names of Linear modules)")
     cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none", target_modules=targets,
                      fan_in_fan_out=family == "gpt2")
-    return get_peft_model(backbone, cfg)
+    with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(backbone, cfg)

@@ -113,8 +113,6 @@ def in_order_batches(lengths: np.ndarray, micro: int, gen: torch.Generator) -> l
 def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int, cfg: FinetuneConfig,
                 trust_remote_code: bool, device: str):
     """(classifier, tokenizer, family) with dropout off, LoRA/checkpointing as configured."""
-    import warnings
-
     import transformers
     from transformers import AutoModel, AutoTokenizer
 
@@ -122,8 +120,6 @@ def build_model(model: ResolvedModel, num_classes: int, pooling: str, layer: int
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
-    # peft still calls transformers' deprecated is_gradient_checkpointing: not the user's concern
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from ..models.classifier import Classifier, enable_checkpointing, lora_wrap, no_dropout_config
     from ..models.fused import fuse_activations
 
