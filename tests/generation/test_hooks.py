@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -12,15 +13,18 @@ import pytest
 from generation.fixtures import gen_config, write_task
 
 import w2sgen
+from w2sgen.errors import W2SError
 from w2sgen.generation.methods import GEN_METHODS
 
 METHOD_FILE = '''
+import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from w2sgen.generation.lm import answer_xent
 from w2sgen.generation.methods import Answers, GenMethod, register
+from w2sgen.protocol import StageKey
 
 CALLS = []
 
@@ -43,9 +47,17 @@ class SuffixConfig:
     suffix: str = " zzz"
 
 
-def suffix(cfg, ctx):  # a labels method: the weak answers with a word appended (never a right answer)
+def suffix(cfg, ctx):  # a labels method: the weak answers with a word appended (never a right answer),
+    # written in a cached stage of its own, keyed by the floor and its setting (as a vote over sampled
+    # weak answers would be)
     a = ctx.weak_answers("transfer")
-    return Answers(a.ids, [t + cfg.suffix for t in a.texts], a.logprob, a.n_tokens)
+    key = StageKey({"stage": "suffixed", "floor": ctx.floor.key, "suffix": cfg.suffix}, {"method_args.hook_suffix"})
+
+    def build(d):
+        (d / "answers.json").write_text(json.dumps([t + cfg.suffix for t in a.texts]))
+
+    path, _ = ctx.cache.get_or_build("suffixed", key, build)
+    return Answers(a.ids, json.loads((path / "answers.json").read_text()), a.logprob, a.n_tokens)
 
 
 @dataclass
@@ -102,7 +114,9 @@ def test_one_file_methods_plug_into_every_hook(tmp_path, tiny_decoders, cache_di
     assert targets["n"] == 20
     assert targets["acc"] == pytest.approx(transfer["right"].to_numpy()[kept].mean())
 
-    # labels: the student trained on the method's answers, not the weak model's
+    # labels: the student trained on the method's answers, not the weak model's, built in its own
+    # cached stage inside the student's recorded scope
+    assert len(list(cache_dir.glob("**/suffixed/*/answers.json"))) == 1
     assert transfer["right"].any()  # the weak answers are right sometimes, the appended ones never
     assert st["hook_suffix"]["analysis"]["train_targets"] == {"n": 40, "acc": 0.0}
 
@@ -121,3 +135,76 @@ def test_one_file_methods_plug_into_every_hook(tmp_path, tiny_decoders, cache_di
     (rec2,) = w2sgen.run(cfg2, cache_dir=cache_dir).runs
     s2 = rec2["stages"]["students"]["hook_keep"]
     assert s2["n_train"] == 10 and not s2["cached"] and s2["key"] != keys["hook_keep"]
+
+
+def test_a_method_file_in_the_package_is_found_and_registered(tmp_path, monkeypatch):
+    """One file defining ``METHOD`` in ``w2sgen/generation/methods/`` is a method (here the package's
+    search path is extended to a temporary folder instead of writing into the source tree)."""
+    from w2sgen.generation import method_names
+    from w2sgen.generation import methods as pkg
+    from w2sgen.generation.methods import parse
+
+    (tmp_path / "hook_found.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from w2sgen.generation.methods import GenMethod\n\n\n"
+        "@dataclass\nclass C:\n    k: int = 3\n\n\n"
+        "METHOD = GenMethod(name='hook_found', kind='select', config_cls=C,\n"
+        "                   select_fn=lambda cfg, answers: answers.logprob > -1.0, description='found')\n")
+    monkeypatch.setattr(pkg, "__path__", [*pkg.__path__, str(tmp_path)])
+    try:
+        pkg._discover()
+        assert "hook_found" in method_names()
+        assert parse("xent+hook_found", {"hook_found": {"k": 5}}).one("select").cfg.k == 5
+    finally:
+        GEN_METHODS.unregister("hook_found")
+        sys.modules.pop("w2sgen.generation.methods.hook_found", None)
+    with pytest.raises(W2SError, match=r"unknown method 'hook_found'.*xent, zero_shot \(a new one is a file"):
+        parse("hook_found")
+
+
+def test_the_firewall_hides_gold_answers_from_generation_methods(tmp_path, tiny_decoders, cache_dir):
+    """A method that looks for the ceiling's cache entries (trained on transfer's gold answers) is
+    refused and its run fails even when it catches the error; nothing a method can reach holds the gold
+    answers of transfer, val or test."""
+    from w2sgen.errors import GroundTruthError
+    from w2sgen.generation.methods import Answers, GenMethod, register
+    from w2sgen.generation.protocol import GenKeys
+
+    seen = {}
+
+    @dataclass
+    class Peek:
+        catch: bool = False
+
+    def peek(cfg, ctx):
+        seen["ctx"] = ctx
+        try:
+            ctx.cache.get("ceiling", "0" * 24)
+        except GroundTruthError:
+            if not cfg.catch:
+                raise
+        a = ctx.weak_answers("transfer")
+        return Answers(a.ids, a.texts, a.logprob, a.n_tokens)
+
+    register(GenMethod(name="hook_peek", kind="labels", config_cls=Peek, supervise_fn=peek, description="peeks"),
+             overwrite=True)
+    try:
+        weak, strong = tiny_decoders
+        task = write_task(tmp_path / "cities.jsonl")
+        for catch in (False, True):
+            cfg = gen_config(task, weak, strong, tmp_path / f"out{catch}", methods=["hook_peek"],
+                             method_args={"hook_peek": {"catch": catch}})
+            with pytest.raises(W2SError, match=r"method 'hook_peek' tried to read the stage cache's 'ceiling'"):
+                w2sgen.run(cfg, cache_dir=cache_dir)
+        assert list(cache_dir.glob("**/ceiling/*/inputs.json"))  # the run got as far as the student
+        assert not list(cache_dir.glob("**/student/*/inputs.json"))  # whose stage was never committed
+        ctx = seen["ctx"]
+        gold = set(pd.read_json(task, lines=True)["answer"])
+        reachable = [*vars(ctx).values()]
+        for f in (ctx._train, ctx._prompt, ctx._key_env):
+            reachable += [c.cell_contents for c in f.__closure__ or ()]
+        assert not [v for v in reachable if isinstance(v, GenKeys)]
+        assert not [v for v in reachable if isinstance(v, dict) and "transfer" in v
+                    and any(isinstance(x, list) and x and set(x) <= gold for x in v.values())]
+    finally:
+        GEN_METHODS.unregister("hook_peek")

@@ -13,18 +13,28 @@ Modules: ``checkers`` (exact / numeric), ``tasks`` (cities_gen, sciq_gen, arithm
 method sees), ``protocol`` (keys and one seed), ``scoring``, ``run`` (``w2sgen.run`` for these
 tasks), ``show`` and ``report`` (text and HTML views).
 
-Planned methods, each one file registering a :class:`~.methods.GenMethod`:
+Planned methods, each one file in ``generation/methods/`` defining ``METHOD = GenMethod(...)``
+(found at import; ``tests/generation/test_hooks.py`` plugs a select, a labels and a loss method in
+this way). What each hook gives them today, and what each would still need:
 
 * a filter by the weak answer's log-probability: kind ``select``, ``select_fn(cfg, answers)``
-  keeps ``answers.logprob >= quantile(answers.logprob, cfg.drop_frac)`` (the log-probabilities are
-  in every weak stage's ``generations.parquet`` and in ``Answers``);
-* a vote over several weak answers: kind ``labels``, ``supervise_fn(cfg, ctx)`` samples k answers
-  per transfer prompt from the weak model (its LoRA adapters are in ``ctx.floor.path``) in a cached
-  stage keyed by the floor's key and (k, temperature), and returns the most frequent normalised
-  answer per prompt as ``Answers``;
-* a sequence-level confidence loss: kind ``loss``, ``make_loss(cfg)`` returns ``loss(logits,
-  labels, step, total)`` mixing the weak answer's token loss with the student's own greedy answer
-  (logconf at the sequence level).
+  keeps ``answers.logprob >= quantile(answers.logprob, cfg.drop_frac)``. Everything it needs is
+  there: the weak answers' sequence log-probabilities are in ``Answers`` (and every weak stage's
+  ``generations/weak.parquet``).
+* a vote over several weak answers: kind ``labels``, ``supervise_fn(cfg, ctx)`` writes k answers per
+  transfer prompt in a cached stage of its own (``ctx.cache.get_or_build``, keyed by
+  ``ctx.floor.key`` and its settings; the test builds such a stage) and returns the most frequent
+  normalised answer per prompt as ``Answers``. Still needed: sampling in ``lm.generate`` (decoding is
+  greedy only), and the weak model's weights. Under LoRA (the CPU default) the floor's entry keeps
+  its adapters (``adapter.safetensors``, to load onto the weak base model); under full finetuning it
+  keeps no weights, so the method would retrain the weak model in its stage (the same SFT) or the
+  floor would have to store them.
+* a sequence-level confidence loss: kind ``loss``, ``make_loss(cfg)`` returns ``loss(logits (B, T, V),
+  labels (B, T), step, total)`` on teacher-forced logits over the weak answer's positions. That
+  allows a token-level mix of the weak answer's cross-entropy with the student's own hardened
+  (argmax) predictions at those positions, logconf per token. A loss on the student's own free-running
+  answer needs the model inside the hook (to decode it), which no hook gives yet: it would be a new
+  kind (``train``, as classification has) or an extension of ``loss`` with the model and batch.
 """
 
 from __future__ import annotations

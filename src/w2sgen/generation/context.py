@@ -28,7 +28,13 @@ class GenContext:
         """The strong model's side (``protocol.ModelSide``)."""
         self.weak = weak
         """The weak model's side."""
-        self.cache = cache
+        self.method = ""
+        """The method being run (set by the protocol; named in a refusal)."""
+        self.refused: list[str] = []
+        from ..methods.context import GuardedCache
+
+        self.cache = GuardedCache(cache, self)
+        """The stage cache without the ceiling's entries (trained on transfer's gold answers)."""
         self.floor = floor
         """The weak model's stage: its answers on transfer, val and test, and its adapters."""
         self._ids = ids
@@ -66,6 +72,19 @@ class GenContext:
     def prompt_strong(self, key: Any) -> GenStage:
         """The strong model, not trained, answering val and test; cached under ``key``."""
         return self._prompt(key)
+
+    def refuse(self, what: str) -> None:
+        """Refuse a read of gold answers: record it (the run fails even if the error is caught) and raise."""
+        from .. import reads
+        from ..errors import GroundTruthError
+
+        msg = (f"method {self.method!r} tried to read {what}: gold answers of transfer, val and test are hidden "
+               "from generation methods (the label firewall). Use the weak model's answers (ctx.weak_answers) or "
+               "weak_train's gold answers (ctx.weak_train_answers()); analyses that need gold answers go in the "
+               "method's analyze_fn, which the protocol runs after the method has returned")
+        self.refused.append(msg)
+        reads.refuse(msg)
+        raise GroundTruthError(msg)
 
     def key_env(self) -> Any:
         """A ``protocol.KeyEnv`` for a method's ``key_fn``."""

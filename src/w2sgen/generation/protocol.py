@@ -155,6 +155,7 @@ def run_student(ctx: Any, keys: GenKeys, name: str) -> tuple[GenStage, GenSpec]:
 
     with reads.scope(f"student {name}") as sc:
         spec = parse(name, ctx.cfg.method_args)
+        ctx.method, ctx.refused = spec.name, []
         env = ctx.key_env()
         declared = {}
         for p in spec.parts:
@@ -166,6 +167,10 @@ def run_student(ctx: Any, keys: GenKeys, name: str) -> tuple[GenStage, GenSpec]:
             sc.covers |= key.covers
             st = alone.method.run_fn(alone.cfg, ctx, key)
         else:
+            # the key's covers do not depend on the answers it trains on: cover them before any hook
+            # runs, so a labels method may build its own cached stages (each checks every open scope)
+            no_answers = Answers([], [], np.zeros(0), np.zeros(0, np.int64))
+            sc.covers |= keys.student(spec, ctx.strong.key, no_answers, declared, frozenset(env.covers)).covers
             lab = spec.one("labels")
             sup = lab.method.supervise_fn(lab.cfg, ctx) if lab is not None else ctx.weak_answers("transfer")
             for p in spec.of_kind("select"):
@@ -193,16 +198,17 @@ def _context(cfg, seed, task, splits, keys, ids, prompts, gold, floor, weak, str
     from .context import GenContext
 
     pos = {i: k for k, i in enumerate(ids["transfer"])}
+    gen_train, gen_prompt = keys.gen_train, keys.gen_prompt  # not ``keys``: it holds every split's gold answers
 
     def train(key: StageKey, answers: Answers, loss_fn: Any) -> GenStage:
         rows = [pos[i] for i in answers.ids]
         return sft_stage(cache, "student", key, strong, cfg, seed,
                          (list(answers.ids), [prompts["transfer"][r] for r in rows], list(answers.texts)),
-                         {s: (ids[s], prompts[s]) for s in ("val", "test")}, keys.gen_train, loss_fn=loss_fn)
+                         {s: (ids[s], prompts[s]) for s in ("val", "test")}, gen_train, loss_fn=loss_fn)
 
     def prompt(key: StageKey) -> GenStage:
         return prompt_stage(cache, "student", key, strong, cfg, {s: (ids[s], prompts[s]) for s in ("val", "test")},
-                            keys.gen_prompt)
+                            gen_prompt)
 
     def key_env() -> KeyEnv:
         from ..models import resolve_model

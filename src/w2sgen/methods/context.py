@@ -73,7 +73,7 @@ class StudentContext:
             return dataclasses.replace(self, method=spec.name, guarded=False, refused=[])
         new = dataclasses.replace(self, method=spec.name, guarded=True, refused=[])
         new.task, new.keys = _TaskView(self.task, new), _KeysView(self.keys, new)
-        new.cache = _GuardedCache(self.cache, new)
+        new.cache = GuardedCache(self.cache, new)
         new.ceiling = _Refused(new, "ctx.ceiling (the ceiling's predictions, trained on transfer's ground truth)")
         return new
 
@@ -452,10 +452,11 @@ class _KeysView:
         return getattr(self._keys, name)
 
 
-class _GuardedCache:
-    """The stage cache without the entries trained on transfer's ground truth (ceilings)."""
+class GuardedCache:
+    """The stage cache without the entries trained on transfer's ground truth (ceilings); ``ctx`` is the
+    method's context (classification or generation), whose ``refuse(what)`` records and raises."""
 
-    def __init__(self, cache: StageCache, ctx: StudentContext):
+    def __init__(self, cache: StageCache, ctx: Any):
         self._cache = cache
         self._ctx = ctx
 

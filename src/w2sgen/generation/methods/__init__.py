@@ -19,21 +19,25 @@ or test. ``key_fn(cfg, env)`` declares what else a method reads (other models, c
 for classification (``protocol.KeyEnv``); ``analyze_fn(cfg, student, truth, ctx)`` runs in the
 protocol after the method returned, with the gold answers.
 
-Adding a method is one file that calls :func:`register` (see the module docstring of
-:mod:`w2sgen.generation` for the three planned ones).
+Adding a method is one file in this package that defines ``METHOD = GenMethod(...)`` (found and
+registered at import, as ``xent.py`` and ``zero_shot.py`` are), or one file anywhere that calls
+:func:`register` once imported; see the module docstring of :mod:`w2sgen.generation` for the three
+planned ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import W2SError, did_you_mean
-from ..registry import Registry
+from ...errors import W2SError, did_you_mean
+from ...registry import Registry
 
 KINDS = ("labels", "select", "loss", "alone")
 
@@ -83,7 +87,7 @@ class GenMethod:
             raise ValueError(f"generation method {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
 
     def config(self, overrides: dict[str, Any] | None = None) -> Any:
-        from ..config import from_dict
+        from ...config import from_dict
 
         return from_dict(self.config_cls, dict(overrides or {}), where=f"method {self.name!r}")
 
@@ -134,7 +138,7 @@ def parse(name: str, method_args: dict[str, dict[str, Any]] | None = None) -> Ge
     """``name`` (``a`` or ``a+b``) as a checked GenSpec with its settings from ``method_args``.
 
     A method that exists only for classification is refused with the list of those that apply."""
-    from ..methods import METHODS
+    from ...methods import METHODS
 
     parts = []
     for raw in [p.strip() for p in str(name).split("+")]:
@@ -143,8 +147,10 @@ def parse(name: str, method_args: dict[str, dict[str, Any]] | None = None) -> Ge
             if raw in METHODS:
                 raise W2SError(f"method {raw!r} does not apply to generation tasks (answers written as text); "
                                f"methods that do: {applies}")
-            raise W2SError(f"unknown method {raw!r} for a generation task.{did_you_mean(raw, GEN_METHODS.names())} "
-                           f"Methods for generation tasks: {applies}")
+            close = did_you_mean(raw, GEN_METHODS.names())
+            hint = close if close.startswith(" Did you mean") else ""
+            raise W2SError(f"unknown method {raw!r} for a generation task.{hint} Methods for generation tasks: "
+                           f"{applies} (a new one is a file in w2sgen/generation/methods/ defining METHOD)")
         m = GEN_METHODS.get(raw)
         # .get, not truthiness: a tracked method_args records only the entry read
         parts.append(Part(m, m.config(method_args.get(m.name) if method_args is not None else None)))
@@ -159,28 +165,14 @@ def parse(name: str, method_args: dict[str, dict[str, Any]] | None = None) -> Ge
     return GenSpec("+".join(p.method.name for p in parts), parts)
 
 
-# --------------------------------------------------------------------------- the two methods of issue 18
+def _discover() -> None:
+    """Register the ``METHOD`` of every module of this package (one file per method)."""
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        method = getattr(importlib.import_module(f"{__name__}.{info.name}"), "METHOD", None)
+        if isinstance(method, GenMethod) and not (method.name in GEN_METHODS and GEN_METHODS.get(method.name) is method):
+            register(method)
 
 
-@dataclass
-class XentConfig:
-    """Plain SFT on the weak answers (no settings)."""
-
-
-@dataclass
-class ZeroShotConfig:
-    """The strong model prompted with the task's template, no training (no settings)."""
-
-
-def _zero_shot(cfg: Any, ctx: Any, key: Any) -> Any:
-    return ctx.prompt_strong(key)
-
-
-register(GenMethod(
-    name="xent", kind="loss", config_cls=XentConfig,
-    description="SFT of the strong model on the weak model's answers (loss on answer tokens)",
-))
-register(GenMethod(
-    name="zero_shot", kind="alone", config_cls=ZeroShotConfig, run_fn=_zero_shot, trains=False,
-    description="the strong model prompted with gen.template, no training (its answers are the student's)",
-))
+_discover()
