@@ -14,8 +14,10 @@ warmup then cosine decay, gradient accumulation to ``finetune.batch_size``, clip
 
 Decoding. Greedy, batched with left padding and a KV cache (``transformers`` ``generate``), stopping
 at EOS or at any token containing a newline; the answer is the text before the first newline. The
-sequence log-probability of each answer (its tokens and the stop token) is recorded: for greedy
-decoding the chosen token is the argmax, so log p = max(logits) − logsumexp(logits) per step.
+checkpoint's generation_config.json is ignored (no repetition penalty, n-gram ban, minimum length
+or other logits processing it may set): each token is the argmax of the model's raw logits. The
+sequence log-probability of each answer (its tokens and the stop token) under the model is
+recorded: the chosen token is the argmax, so log p = max(logits) − logsumexp(logits) per step.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,7 +286,8 @@ def stop_ids(tok: Any) -> list[int]:
 
 class _GreedyLogprob:
     """A logits processor that records max − logsumexp of each step's scores: the chosen token's
-    log-probability under greedy decoding. Leaves the scores unchanged."""
+    log-probability under greedy decoding. Leaves the scores unchanged. Under
+    :func:`_plain_generation_config` it is the only processor, so the scores are the raw logits."""
 
     def __init__(self) -> None:
         self.steps: list[Any] = []
@@ -292,6 +296,25 @@ class _GreedyLogprob:
         s = scores.float()
         self.steps.append((s.max(-1).values - s.logsumexp(-1)).cpu())  # (B,)
         return scores
+
+
+@contextmanager
+def _plain_generation_config(model: Any) -> Iterator[None]:
+    """Within: ``model.generation_config`` is a fresh ``GenerationConfig`` (restored after).
+
+    ``generate`` fills every field the passed config leaves unset from ``model.generation_config``
+    (a checkpoint's generation_config.json: repetition_penalty, no_repeat_ngram_size, bad_words_ids,
+    min_new_tokens, ...), which would turn greedy decoding into penalised decoding; with a fresh one
+    only transformers' global defaults (no logits processing) fill them.
+    """
+    from transformers import GenerationConfig
+
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
 
 
 def generate(lm: LM, prompts: list[str], *, max_new_tokens: int, batch_size: int, desc: str = "generate"
@@ -326,8 +349,9 @@ def generate(lm: LM, prompts: list[str], *, max_new_tokens: int, batch_size: int
             rows = order[b:b + batch_size]
             ids, mask, _ = left_pad([enc[i] for i in rows], tok.pad_token_id)
             rec = _GreedyLogprob()
-            out = model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), generation_config=gcfg,
-                                 logits_processor=LogitsProcessorList([rec]))
+            with _plain_generation_config(model):
+                out = model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
+                                     generation_config=gcfg, logits_processor=LogitsProcessorList([rec]))
             new = out[:, ids.shape[1]:].cpu().numpy()  # (b, steps)
             step_lp = torch.stack(rec.steps, 1).double().numpy() if rec.steps else np.zeros((len(rows), 0))
             for r, i in enumerate(rows):
