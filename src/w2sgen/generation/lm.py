@@ -4,9 +4,13 @@ SFT. An example is prompt_ids + answer_ids + [EOS], where prompt_ids are the tem
 tokens (with the tokenizer's leading special tokens) and answer_ids those of " " + answer. The
 loss is on the answer's tokens and the EOS only:
 
-    L = (1/|A|) Σ_{(i, t) ∈ A} −log P(x_{i,t} | x_{i,<t})      A = answer and EOS positions of the batch
+    L_m = (1/|A_m|) Σ_{(i, t) ∈ A_m} −log P(x_{i,t} | x_{i,<t})     A_m = answer and EOS positions of micro-batch m
 
-(the default; a method may give its own ``loss(logits (B, T, V), labels (B, T), step, total)``).
+(the default; a method may give its own ``loss(logits (B, T, V), labels (B, T), step, total)``,
+applied per micro-batch). An optimizer step of micro-batches m = 1..M with n_m rows each (gradient
+accumulation) minimises the row-weighted mean L = Σ_m (n_m / Σ_m' n_m') L_m: each micro-batch's
+token mean weighted by its rows, not one token mean over the whole step (the two differ when
+micro-batches hold different numbers of answer tokens).
 Batches are left-padded, so the answers end every row at the same position and the LM head runs on
 the last positions only (``logits_to_keep``); position ids count real tokens. AdamW with linear
 warmup then cosine decay, gradient accumulation to ``finetune.batch_size``, clipping, LoRA
