@@ -126,6 +126,21 @@ def test_greedy_ignores_the_checkpoints_generation_config(tiny, tmp_path):
     assert inherited != got.texts
 
 
+def test_sft_counts_the_prompts_cut_to_max_length_and_timings_carry_the_load(tiny):
+    lm = _lm(tiny)
+    prompts, answers = _prompts(4)
+    prompts[1] = prompts[1].replace("the city of", "a")  # shorter: fits where the others are cut
+    full = [len(encode(lm.tokenizer, p, a, 10_000)[0]) for p, a in zip(prompts, answers, strict=True)]
+    assert full[1] < full[0]
+    res = sft(lm, prompts, answers, lr=1e-3, lora=True, seed=0,
+              cfg=FinetuneConfig(max_steps=1, batch_size=4, max_length=full[1]))
+    assert res.info["n_truncated"] == 3 and res.info["truncated_share"] == 0.75
+    assert res.info["train_tokens"] == sum(min(n, full[1]) for n in full)  # real tokens: prompt, answer, EOS
+    assert len(res.info["train_load_1min"]) == 2 and all(isinstance(x, float) for x in res.info["train_load_1min"])
+    g = generate(res.lm, prompts, max_new_tokens=2, batch_size=4)
+    assert len(g.load_1min) == 2 and all(isinstance(x, float) for x in g.load_1min)
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_sft_learns_the_answers(tiny, lora):
     lm = _lm(tiny)

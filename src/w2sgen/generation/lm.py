@@ -110,6 +110,12 @@ def encode(tok: Any, prompt: str, answer: str | None, max_length: int) -> tuple[
     The prompt keeps the tokenizer's leading special tokens (BOS); a sequence over ``max_length``
     loses prompt tokens from the left (after those), never answer tokens.
     """
+    ids, n, _ = _encode(tok, prompt, answer, max_length)
+    return ids, n
+
+
+def _encode(tok: Any, prompt: str, answer: str | None, max_length: int) -> tuple[list[int], int, int]:
+    """:func:`encode` and the number of prompt tokens cut (0: the sequence fits)."""
     from ..models.lm import prompt_ids
 
     p = prompt_ids(tok, prompt)
@@ -121,7 +127,7 @@ def encode(tok: Any, prompt: str, answer: str | None, max_length: int) -> tuple[
         if len(p) - lead - over < 1:
             raise W2SError(f"finetune.max_length {max_length}: too short for an answer of {len(a)} tokens; raise it")
         p = p[:lead] + p[lead + over:]
-    return p + a, len(p)
+    return p + a, len(p), max(over, 0)
 
 
 def left_pad(seqs: list[list[int]], pad_id: int, labels: list[list[int]] | None = None):
@@ -153,6 +159,22 @@ class SFTResult:
     losses: list[float] = field(default_factory=list)
     """Loss of every optimizer step."""
     info: dict[str, Any] = field(default_factory=dict)
+    """steps, lr, lora, n_train, n_truncated (examples whose prompt lost tokens to finetune.max_length)
+    and truncated_share, train_tokens (real tokens the model ran on: prompt, answer and EOS tokens
+    of every micro-batch, padding excluded, summed over all steps, so an example counts once per
+    epoch), train_wall_s and train_tokens_per_s (train_tokens over train_wall_s: the training loop,
+    model loading excluded), train_load_1min ([start, end] 1-minute load average around the loop),
+    s_per_step, effective_batch."""
+
+
+def load_1min() -> float | None:
+    """The 1-minute load average now (None where the OS has none): timings under load vary ~10x."""
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _keeps_logits(model: Any) -> bool:
@@ -192,7 +214,12 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
     else:
         model.requires_grad_(True)
     model.train()
-    enc = [encode(tok, p, a, cfg.max_length) for p, a in zip(prompts, answers, strict=True)]
+    cut = [_encode(tok, p, a, cfg.max_length) for p, a in zip(prompts, answers, strict=True)]
+    enc = [(ids, n) for ids, n, _ in cut]
+    n_truncated = sum(c > 0 for *_, c in cut)
+    if n_truncated:
+        log.warning("%s: %d of %d prompts cut from the left to finetune.max_length %d", desc, n_truncated,
+                    len(cut), cfg.max_length)
     labels = [[IGNORE] * n + ids[n:] for ids, n in enc]
     lengths = np.array([len(ids) for ids, _ in enc])
     micro, accum = micro_accum(cfg)
@@ -208,6 +235,7 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
     losses: list[float] = []
     tokens = 0
     batches: list[np.ndarray] = []
+    load0 = load_1min()
     t0 = time.time()
     with progress(total=total, desc=desc, unit="step") as bar:
         for step in range(total):
@@ -238,6 +266,7 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
             losses.append(step_loss)
             bar.update(1)
     train_s = time.time() - t0
+    load1 = load_1min()
     adapters = {}
     if lora:
         adapters = {k: v.detach().cpu().contiguous() for k, v in model.named_parameters() if v.requires_grad}
@@ -245,9 +274,11 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
     if cfg.grad_checkpointing:
         model.config.use_cache = True
     model.eval().requires_grad_(False)
-    info = {"steps": total, "lr": lr, "lora": lora, "n_train": len(enc), "train_tokens": tokens,
+    info = {"steps": total, "lr": lr, "lora": lora, "n_train": len(enc), "n_truncated": n_truncated,
+            "truncated_share": round(n_truncated / len(enc), 4), "train_tokens": tokens,
             "train_wall_s": round(train_s, 3), "train_tokens_per_s": round(tokens / max(train_s, 1e-9), 1),
-            "s_per_step": round(train_s / max(total, 1), 4), "effective_batch": micro * accum}
+            "train_load_1min": [load0, load1], "s_per_step": round(train_s / max(total, 1), 4),
+            "effective_batch": micro * accum}
     return SFTResult(LM(model, tok, device, lm.dtype, lm.family, lm.load_s), adapters, losses, info)
 
 
@@ -268,8 +299,13 @@ class Generations:
     stopped: np.ndarray
     """(n,) bool: the answer ended at EOS or a newline (False: cut at max_new_tokens)."""
     seconds: float = 0.0
+    """Wall time of decoding all batches (prompt prefill included; tokenizing and loading excluded)."""
     tokens: int = 0
-    """Generated tokens in all (stop tokens included)."""
+    """Generated tokens in all: each answer's tokens plus its stop token (EOS or newline) when it
+    stopped (a cut answer: max_new_tokens). Steps a finished row idles through while the rest of
+    its batch decodes are not counted."""
+    load_1min: tuple[float | None, float | None] = (None, None)
+    """1-minute load average at the start and the end of decoding."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -347,6 +383,7 @@ def generate(lm: LM, prompts: list[str], *, max_new_tokens: int, batch_size: int
                             pad_token_id=tok.pad_token_id)
     autocast = torch.autocast(torch.device(lm.device).type, dtype=torch.bfloat16, enabled=lm.dtype == "bf16")
     total = 0
+    load0 = load_1min()
     t0 = time.time()
     with torch.inference_mode(), autocast, progress(total=n, desc=desc, unit="ex") as bar:
         for b in range(0, n, batch_size):
@@ -369,4 +406,5 @@ def generate(lm: LM, prompts: list[str], *, max_new_tokens: int, batch_size: int
                 total += used
                 texts[i] = tok.decode(seq[:k], skip_special_tokens=True).split("\n")[0].strip()
             bar.update(len(rows))
-    return Generations(texts, n_tok, lp, stopped, time.time() - t0, total)
+    seconds = time.time() - t0
+    return Generations(texts, n_tok, lp, stopped, seconds, total, (load0, load_1min()))
