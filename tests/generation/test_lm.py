@@ -83,6 +83,64 @@ def test_greedy_answers_are_batch_invariant_and_their_logprob_is_the_sequence_lo
     assert many.tokens == int((many.n_tokens + many.stopped).sum()) and many.tokens_per_s > 0
 
 
+def _hand_greedy(lm, prompt: str, max_new_tokens: int) -> tuple[str, float]:
+    """(answer, log-probability) by argmax of the raw logits, one token at a time, stopping as generate does."""
+    from w2sgen.models.lm import prompt_ids
+
+    tok = lm.tokenizer
+    stops, ids, new, total = set(stop_ids(tok)), prompt_ids(tok, prompt), [], 0.0
+    with torch.inference_mode():
+        for _ in range(max_new_tokens):
+            lp = torch.log_softmax(lm.model(torch.tensor([ids + new])).logits[0, -1].double(), -1)
+            t = int(lp.argmax())
+            total += float(lp[t])
+            if t in stops:
+                break
+            new.append(t)
+    return tok.decode(new, skip_special_tokens=True).split("\n")[0].strip(), total
+
+
+def test_greedy_ignores_the_checkpoints_generation_config(tiny, tmp_path):
+    import json
+    import shutil
+
+    path = tmp_path / "penalised"
+    shutil.copytree(tiny, path)  # a hub-style generation_config.json that penalises repeats
+    (path / "generation_config.json").write_text(json.dumps({"repetition_penalty": 3.0, "no_repeat_ngram_size": 1}))
+    lm = _lm(path)
+    assert lm.model.generation_config.repetition_penalty == 3.0
+    prompts, _ = _prompts(4)
+    got = generate(lm, prompts, max_new_tokens=5, batch_size=4)
+    hand = [_hand_greedy(lm, p, 5) for p in prompts]
+    assert got.texts == [t for t, _ in hand]
+    np.testing.assert_allclose(got.logprob, [lp for _, lp in hand], atol=1e-4)
+    assert lm.model.generation_config.repetition_penalty == 3.0  # the model's own config is back
+    # the fixture bites: generate() with the checkpoint's config writes other answers
+    from w2sgen.models.lm import prompt_ids
+
+    tok = lm.tokenizer
+    inherited = [tok.decode(lm.model.generate(torch.tensor([prompt_ids(tok, p)]), max_new_tokens=5, do_sample=False,
+                                              eos_token_id=stop_ids(tok), pad_token_id=tok.pad_token_id
+                                              )[0, len(prompt_ids(tok, p)):].tolist(), skip_special_tokens=True).strip()
+                 for p in prompts]
+    assert inherited != got.texts
+
+
+def test_sft_counts_the_prompts_cut_to_max_length_and_timings_carry_the_load(tiny):
+    lm = _lm(tiny)
+    prompts, answers = _prompts(4)
+    prompts[1] = prompts[1].replace("the city of", "a")  # shorter: fits where the others are cut
+    full = [len(encode(lm.tokenizer, p, a, 10_000)[0]) for p, a in zip(prompts, answers, strict=True)]
+    assert full[1] < full[0]
+    res = sft(lm, prompts, answers, lr=1e-3, lora=True, seed=0,
+              cfg=FinetuneConfig(max_steps=1, batch_size=4, max_length=full[1]))
+    assert res.info["n_truncated"] == 3 and res.info["truncated_share"] == 0.75
+    assert res.info["train_tokens"] == sum(min(n, full[1]) for n in full)  # real tokens: prompt, answer, EOS
+    assert len(res.info["train_load_1min"]) == 2 and all(isinstance(x, float) for x in res.info["train_load_1min"])
+    g = generate(res.lm, prompts, max_new_tokens=2, batch_size=4)
+    assert len(g.load_1min) == 2 and all(isinstance(x, float) for x in g.load_1min)
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_sft_learns_the_answers(tiny, lora):
     lm = _lm(tiny)

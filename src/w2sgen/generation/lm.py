@@ -4,9 +4,13 @@ SFT. An example is prompt_ids + answer_ids + [EOS], where prompt_ids are the tem
 tokens (with the tokenizer's leading special tokens) and answer_ids those of " " + answer. The
 loss is on the answer's tokens and the EOS only:
 
-    L = (1/|A|) Σ_{(i, t) ∈ A} −log P(x_{i,t} | x_{i,<t})      A = answer and EOS positions of the batch
+    L_m = (1/|A_m|) Σ_{(i, t) ∈ A_m} −log P(x_{i,t} | x_{i,<t})     A_m = answer and EOS positions of micro-batch m
 
-(the default; a method may give its own ``loss(logits (B, T, V), labels (B, T), step, total)``).
+(the default; a method may give its own ``loss(logits (B, T, V), labels (B, T), step, total)``,
+applied per micro-batch). An optimizer step of micro-batches m = 1..M with n_m rows each (gradient
+accumulation) minimises the row-weighted mean L = Σ_m (n_m / Σ_m' n_m') L_m: each micro-batch's
+token mean weighted by its rows, not one token mean over the whole step (the two differ when
+micro-batches hold different numbers of answer tokens).
 Batches are left-padded, so the answers end every row at the same position and the LM head runs on
 the last positions only (``logits_to_keep``); position ids count real tokens. AdamW with linear
 warmup then cosine decay, gradient accumulation to ``finetune.batch_size``, clipping, LoRA
@@ -14,8 +18,10 @@ warmup then cosine decay, gradient accumulation to ``finetune.batch_size``, clip
 
 Decoding. Greedy, batched with left padding and a KV cache (``transformers`` ``generate``), stopping
 at EOS or at any token containing a newline; the answer is the text before the first newline. The
-sequence log-probability of each answer (its tokens and the stop token) is recorded: for greedy
-decoding the chosen token is the argmax, so log p = max(logits) − logsumexp(logits) per step.
+checkpoint's generation_config.json is ignored (no repetition penalty, n-gram ban, minimum length
+or other logits processing it may set): each token is the argmax of the model's raw logits. The
+sequence log-probability of each answer (its tokens and the stop token) under the model is
+recorded: the chosen token is the argmax, so log p = max(logits) − logsumexp(logits) per step.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +110,12 @@ def encode(tok: Any, prompt: str, answer: str | None, max_length: int) -> tuple[
     The prompt keeps the tokenizer's leading special tokens (BOS); a sequence over ``max_length``
     loses prompt tokens from the left (after those), never answer tokens.
     """
+    ids, n, _ = _encode(tok, prompt, answer, max_length)
+    return ids, n
+
+
+def _encode(tok: Any, prompt: str, answer: str | None, max_length: int) -> tuple[list[int], int, int]:
+    """:func:`encode` and the number of prompt tokens cut (0: the sequence fits)."""
     from ..models.lm import prompt_ids
 
     p = prompt_ids(tok, prompt)
@@ -114,7 +127,7 @@ def encode(tok: Any, prompt: str, answer: str | None, max_length: int) -> tuple[
         if len(p) - lead - over < 1:
             raise W2SError(f"finetune.max_length {max_length}: too short for an answer of {len(a)} tokens; raise it")
         p = p[:lead] + p[lead + over:]
-    return p + a, len(p)
+    return p + a, len(p), max(over, 0)
 
 
 def left_pad(seqs: list[list[int]], pad_id: int, labels: list[list[int]] | None = None):
@@ -146,6 +159,22 @@ class SFTResult:
     losses: list[float] = field(default_factory=list)
     """Loss of every optimizer step."""
     info: dict[str, Any] = field(default_factory=dict)
+    """steps, lr, lora, n_train, n_truncated (examples whose prompt lost tokens to finetune.max_length)
+    and truncated_share, train_tokens (real tokens the model ran on: prompt, answer and EOS tokens
+    of every micro-batch, padding excluded, summed over all steps, so an example counts once per
+    epoch), train_wall_s and train_tokens_per_s (train_tokens over train_wall_s: the training loop,
+    model loading excluded), train_load_1min ([start, end] 1-minute load average around the loop),
+    s_per_step, effective_batch."""
+
+
+def load_1min() -> float | None:
+    """The 1-minute load average now (None where the OS has none): timings under load vary ~10x."""
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _keeps_logits(model: Any) -> bool:
@@ -185,7 +214,12 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
     else:
         model.requires_grad_(True)
     model.train()
-    enc = [encode(tok, p, a, cfg.max_length) for p, a in zip(prompts, answers, strict=True)]
+    cut = [_encode(tok, p, a, cfg.max_length) for p, a in zip(prompts, answers, strict=True)]
+    enc = [(ids, n) for ids, n, _ in cut]
+    n_truncated = sum(c > 0 for *_, c in cut)
+    if n_truncated:
+        log.warning("%s: %d of %d prompts cut from the left to finetune.max_length %d", desc, n_truncated,
+                    len(cut), cfg.max_length)
     labels = [[IGNORE] * n + ids[n:] for ids, n in enc]
     lengths = np.array([len(ids) for ids, _ in enc])
     micro, accum = micro_accum(cfg)
@@ -201,6 +235,7 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
     losses: list[float] = []
     tokens = 0
     batches: list[np.ndarray] = []
+    load0 = load_1min()
     t0 = time.time()
     with progress(total=total, desc=desc, unit="step") as bar:
         for step in range(total):
@@ -231,6 +266,7 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
             losses.append(step_loss)
             bar.update(1)
     train_s = time.time() - t0
+    load1 = load_1min()
     adapters = {}
     if lora:
         adapters = {k: v.detach().cpu().contiguous() for k, v in model.named_parameters() if v.requires_grad}
@@ -238,9 +274,11 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
     if cfg.grad_checkpointing:
         model.config.use_cache = True
     model.eval().requires_grad_(False)
-    info = {"steps": total, "lr": lr, "lora": lora, "n_train": len(enc), "train_tokens": tokens,
+    info = {"steps": total, "lr": lr, "lora": lora, "n_train": len(enc), "n_truncated": n_truncated,
+            "truncated_share": round(n_truncated / len(enc), 4), "train_tokens": tokens,
             "train_wall_s": round(train_s, 3), "train_tokens_per_s": round(tokens / max(train_s, 1e-9), 1),
-            "s_per_step": round(train_s / max(total, 1), 4), "effective_batch": micro * accum}
+            "train_load_1min": [load0, load1], "s_per_step": round(train_s / max(total, 1), 4),
+            "effective_batch": micro * accum}
     return SFTResult(LM(model, tok, device, lm.dtype, lm.family, lm.load_s), adapters, losses, info)
 
 
@@ -261,8 +299,13 @@ class Generations:
     stopped: np.ndarray
     """(n,) bool: the answer ended at EOS or a newline (False: cut at max_new_tokens)."""
     seconds: float = 0.0
+    """Wall time of decoding all batches (prompt prefill included; tokenizing and loading excluded)."""
     tokens: int = 0
-    """Generated tokens in all (stop tokens included)."""
+    """Generated tokens in all: each answer's tokens plus its stop token (EOS or newline) when it
+    stopped (a cut answer: max_new_tokens). Steps a finished row idles through while the rest of
+    its batch decodes are not counted."""
+    load_1min: tuple[float | None, float | None] = (None, None)
+    """1-minute load average at the start and the end of decoding."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -283,7 +326,8 @@ def stop_ids(tok: Any) -> list[int]:
 
 class _GreedyLogprob:
     """A logits processor that records max − logsumexp of each step's scores: the chosen token's
-    log-probability under greedy decoding. Leaves the scores unchanged."""
+    log-probability under greedy decoding. Leaves the scores unchanged. Under
+    :func:`_plain_generation_config` it is the only processor, so the scores are the raw logits."""
 
     def __init__(self) -> None:
         self.steps: list[Any] = []
@@ -292,6 +336,25 @@ class _GreedyLogprob:
         s = scores.float()
         self.steps.append((s.max(-1).values - s.logsumexp(-1)).cpu())  # (B,)
         return scores
+
+
+@contextmanager
+def _plain_generation_config(model: Any) -> Iterator[None]:
+    """Within: ``model.generation_config`` is a fresh ``GenerationConfig`` (restored after).
+
+    ``generate`` fills every field the passed config leaves unset from ``model.generation_config``
+    (a checkpoint's generation_config.json: repetition_penalty, no_repeat_ngram_size, bad_words_ids,
+    min_new_tokens, ...), which would turn greedy decoding into penalised decoding; with a fresh one
+    only transformers' global defaults (no logits processing) fill them.
+    """
+    from transformers import GenerationConfig
+
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
 
 
 def generate(lm: LM, prompts: list[str], *, max_new_tokens: int, batch_size: int, desc: str = "generate"
@@ -320,14 +383,16 @@ def generate(lm: LM, prompts: list[str], *, max_new_tokens: int, batch_size: int
                             pad_token_id=tok.pad_token_id)
     autocast = torch.autocast(torch.device(lm.device).type, dtype=torch.bfloat16, enabled=lm.dtype == "bf16")
     total = 0
+    load0 = load_1min()
     t0 = time.time()
     with torch.inference_mode(), autocast, progress(total=n, desc=desc, unit="ex") as bar:
         for b in range(0, n, batch_size):
             rows = order[b:b + batch_size]
             ids, mask, _ = left_pad([enc[i] for i in rows], tok.pad_token_id)
             rec = _GreedyLogprob()
-            out = model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), generation_config=gcfg,
-                                 logits_processor=LogitsProcessorList([rec]))
+            with _plain_generation_config(model):
+                out = model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
+                                     generation_config=gcfg, logits_processor=LogitsProcessorList([rec]))
             new = out[:, ids.shape[1]:].cpu().numpy()  # (b, steps)
             step_lp = torch.stack(rec.steps, 1).double().numpy() if rec.steps else np.zeros((len(rows), 0))
             for r, i in enumerate(rows):
@@ -341,4 +406,5 @@ def generate(lm: LM, prompts: list[str], *, max_new_tokens: int, batch_size: int
                 total += used
                 texts[i] = tok.decode(seq[:k], skip_special_tokens=True).split("\n")[0].strip()
             bar.update(len(rows))
-    return Generations(texts, n_tok, lp, stopped, time.time() - t0, total)
+    seconds = time.time() - t0
+    return Generations(texts, n_tok, lp, stopped, seconds, total, (load0, load_1min()))

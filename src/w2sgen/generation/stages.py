@@ -2,7 +2,8 @@
 answers, or write answers with the base model (prompting). Each entry holds its answers
 (``generations.parquet``: id, split, output, n_tokens, logprob, stopped), its training set
 (``train.parquet``: id, target), its LoRA adapters (under LoRA) and ``train.json`` (losses,
-training and generation speed). Gold answers are never stored in an entry: scoring is the
+training and generation speed with the 1-minute load around each timed section, the device's
+model and torch's threads). Gold answers are never stored in an entry: scoring is the
 protocol's job, after the stages (:mod:`w2sgen.generation.scoring`)."""
 
 from __future__ import annotations
@@ -76,9 +77,22 @@ def _save(d: Path, gens: dict[str, tuple[list[str], Any]], info: dict[str, Any],
 
 
 def speed(g: Any) -> dict[str, Any]:
-    """The generation facts of one split: answers, tokens, seconds, tokens/s, share stopped."""
+    """The generation facts of one split: answers, tokens (answer tokens plus stop tokens, see
+    :class:`~w2sgen.generation.lm.Generations`), seconds, tokens/s, share stopped, and the 1-minute
+    load average at the start and end of decoding."""
     return {"n": len(g.texts), "tokens": int(g.tokens), "seconds": round(g.seconds, 3),
-            "tokens_per_s": round(g.tokens_per_s, 1), "stopped": float(np.mean(g.stopped)) if len(g.texts) else None}
+            "tokens_per_s": round(g.tokens_per_s, 1), "stopped": float(np.mean(g.stopped)) if len(g.texts) else None,
+            "load_1min": list(g.load_1min)}
+
+
+def machine(device: str) -> dict[str, Any]:
+    """What a stage's timings ran on: the device's model (GPU name, or CPU name and a digest of its
+    flags) and torch's CPU threads."""
+    import torch
+
+    from ..train.dtype_probe import device_model
+
+    return {"device_model": device_model(device), "threads": torch.get_num_threads()}
 
 
 def load_side_lm(side: Any, cfg: Any, *, training: bool):
@@ -124,7 +138,7 @@ def sft_stage(cache: Any, stage: str, inputs: Any, side: Any, cfg: Any, seed: in
                                   batch_size=gen["batch_size"], desc=f"{stage} answers {s}"))
                 for s, (ids, prompts) in predict.items()}
         info = {"losses": res.losses, **res.info, "load_s": round(lm.load_s, 3), "family": lm.family,
-                "generate": {s: speed(g) for s, (_, g) in gens.items()}, **(extra_info or {})}
+                "generate": {s: speed(g) for s, (_, g) in gens.items()}, **machine(lm.device), **(extra_info or {})}
         _save(d, gens, info, res.adapters, (list(train[0]), list(train[2])))
 
     entry, hit = cache.get_or_build(stage, inputs, build)
@@ -146,7 +160,7 @@ def prompt_stage(cache: Any, stage: str, inputs: Any, side: Any, cfg: Any, predi
                                   batch_size=gen["batch_size"], desc=f"{stage} answers {s}"))
                 for s, (ids, prompts) in predict.items()}
         info = {"losses": [], "load_s": round(lm.load_s, 3), "family": lm.family,
-                "generate": {s: speed(g) for s, (_, g) in gens.items()}, "n_train": 0}
+                "generate": {s: speed(g) for s, (_, g) in gens.items()}, **machine(lm.device), "n_train": 0}
         _save(d, gens, info, {}, None)
 
     entry, hit = cache.get_or_build(stage, inputs, build)
