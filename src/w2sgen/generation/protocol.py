@@ -38,6 +38,11 @@ def gen_settings(cfg: Any, task: Any, device: str, train: bool = True) -> dict[s
     return out
 
 
+DECODING = "greedy-raw-logits"
+"""How every stage decodes (in its key): greedy on the raw logits, the checkpoint's generation_config.json
+ignored (before: its processors, e.g. repetition_penalty, applied)."""
+
+
 def gen_covers(train: bool = True) -> frozenset[str]:
     return frozenset(f"gen.{f}" for f in TRAIN_GEN if train or f != "lora")
 
@@ -58,7 +63,7 @@ class GenKeys:
         self.gen_prompt = gen_prompt
 
     def _sft(self, stage: str, side_key: str, **entries: Any) -> StageKey:
-        return self.inputs.make(stage, side_key, task_kind="generation", gen=self.gen_train,
+        return self.inputs.make(stage, side_key, task_kind="generation", decoding=DECODING, gen=self.gen_train,
                                 **entries).with_(gen_covers(True))
 
     def floor(self, weak_key: str) -> StageKey:
@@ -87,7 +92,8 @@ class GenKeys:
         """A student of ``spec`` that prompts the strong model (no training, no weak answers)."""
         settings = {f"method_args.{p.method.name}" for p in spec.parts}
         extra = {"declared": declared} if declared else {}
-        return self.inputs.make("student", strong_key, trains=False, task_kind="generation", method=spec.name,
+        return self.inputs.make("student", strong_key, trains=False, task_kind="generation", decoding=DECODING,
+                                method=spec.name,
                                 settings=spec.settings(), gen=self.gen_prompt, weights_dtype=weights_dtype,
                                 generate=["val", "test"], **extra
                                 ).with_(gen_covers(False) | settings | covers | {"finetune.weights_dtype"})
@@ -138,7 +144,7 @@ def run_seed(cfg: Any, seed: int, task: Any, splits: Any, weak: Any, strong: Any
         b["uses_ground_truth"] = False
         b["pgr_acc"] = _pgr(w, b["test"]["acc"], c)
         b["test"].update(student_effects(correct["weak"]["test"], correct[f"student-{name}"]["test"], weak_test.texts,
-                                         st.answers("test", ids["test"]).texts))
+                                         st.answers("test", ids["test"]).texts, task.checker))
         b["analysis"] = analyze(ctx, specs[name], st, task, gold)
         record["students"][name] = b
     record["wall_s"] = round(time.time() - t_run, 3)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .checkers import Checker, normalise
+from .checkers import Checker, exact_match
 
 
 def right(checker: Checker, outputs: Sequence[str], gold: Sequence[str]) -> np.ndarray:
@@ -37,17 +37,19 @@ def as_probs(correct: np.ndarray) -> np.ndarray:
 
 
 def student_effects(weak_right: np.ndarray, student_right: np.ndarray, weak_texts: Sequence[str],
-                    student_texts: Sequence[str]) -> dict[str, float]:
+                    student_texts: Sequence[str], checker: Checker = exact_match) -> dict[str, float]:
     """What the student did with the weak answers on one split, with the names of the classification
-    diagnostic (``stats.imitation``), agreement being the same answer after normalisation:
+    diagnostic (``stats.imitation``), agreement being the task's checker accepting the student's answer
+    against the weak answer as the gold one (exact: the same after normalisation; numeric: the same
+    last number, none in either counting as disagreement):
 
-    agreement = P(norm(student) = norm(weak)); agreement_weak_right / _wrong = the same given the weak
+    agreement = P(checker(student, weak)); agreement_weak_right / _wrong = the same given the weak
     answer is right / wrong (copying the weak model's mistakes); fixed = P(student right ∧ weak wrong)
     (weak answers the student corrected); fixed_of_wrong = P(student right | weak wrong); broken =
     P(student wrong ∧ weak right).
     """
     w, s = np.asarray(weak_right, bool), np.asarray(student_right, bool)
-    same = np.array([normalise(a) == normalise(b) for a, b in zip(weak_texts, student_texts, strict=True)], bool)
+    same = right(checker, student_texts, weak_texts)
 
     def mean(x: np.ndarray) -> float:
         return float(x.mean()) if len(x) else float("nan")

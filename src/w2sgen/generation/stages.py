@@ -3,8 +3,10 @@ answers, or write answers with the base model (prompting). Each entry holds its 
 (``generations.parquet``: id, split, output, n_tokens, logprob, stopped), its training set
 (``train.parquet``: id, target), its LoRA adapters (under LoRA) and ``train.json`` (losses,
 training and generation speed with the 1-minute load around each timed section, the device's
-model and torch's threads). Gold answers are never stored in an entry: scoring is the
-protocol's job, after the stages (:mod:`w2sgen.generation.scoring`)."""
+model and torch's threads). An entry's training set is what the stage trained on: the floor's is
+weak_train's gold answers and the ceiling's transfer's gold answers (methods cannot open the ceiling's
+entries: the guarded cache of their context refuses them). No entry holds the gold answers it is
+scored against: scoring is the protocol's job, after the stages (:mod:`w2sgen.generation.scoring`)."""
 
 from __future__ import annotations
 

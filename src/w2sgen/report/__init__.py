@@ -219,7 +219,8 @@ def _diagnostics(t: pd.DataFrame, pct_cols: set[str], n_boot: int, seed: int) ->
              "broken": "student wrong & weak right %", "misfit_kl": "misfit (KL, transfer)",
              "gain_xent": "gain (xent, test)", "gain_acc": "gain (acc, test)"}
     text = ("<p>Means over runs. <i>Agreement</i>: the student predicts what the weak supervisor predicts (on a "
-            "generation task: writes the same answer, after the checker's normalisation). "
+            "generation task: writes an answer the task's checker accepts against the weak answer, e.g. the same "
+            "text after normalisation, or the same last number). "
             "<i>Misfit</i>: mean KL(weak ‖ student) on the transfer set (Charikar et al. 2024).</p>")
     text += table(g, [("method", "method")] + [(c, heads[c]) for c in cols], pct_cols | {"gain_acc"})
     if "misfit_kl" in t:
