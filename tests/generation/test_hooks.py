@@ -66,9 +66,11 @@ class DoubleConfig:
 
 
 def make_double(cfg):
-    def loss(logits, labels, step, total):
-        CALLS.append((tuple(logits.shape), step, total))
+    def loss(logits, labels, step, total, model, input_ids, attention_mask, position_ids, n_answer):
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        CALLS.append((tuple(logits.shape), step, total, trainable, tuple(input_ids.shape), n_answer))
         return cfg.scale * answer_xent(logits, labels, step, total)
+    loss.wants_batch = True  # given the model being trained and the batch (a sequence-level loss needs them)
     return loss
 
 
@@ -121,7 +123,10 @@ def test_one_file_methods_plug_into_every_hook(tmp_path, tiny_decoders, cache_di
     assert st["hook_suffix"]["analysis"]["train_targets"] == {"n": 40, "acc": 0.0}
 
     # loss: the method's objective is what the optimizer saw (the same first batch, twice the loss)
-    assert hook_methods.CALLS and all(total == st["hook_double"]["train"]["steps"] for _, _, total in hook_methods.CALLS)
+    calls = hook_methods.CALLS
+    assert calls and all(total == st["hook_double"]["train"]["steps"] for _, _, total, *_ in calls)
+    for (b, a, _v), _, _, trainable, (b2, t), n_answer in calls:
+        assert trainable > 0 and b2 == b and a == n_answer < t  # the model in training, its batch
     assert st["hook_double"]["losses"][0] == pytest.approx(2 * st["xent"]["losses"][0], rel=1e-5)
 
     # composed (labels then select) and every key distinct: no method is served another's student

@@ -44,6 +44,10 @@ IGNORE = -100
 
 # loss(logits (B, T, V) fp32, labels (B, T) with IGNORE, step, total_steps) -> scalar
 SeqLoss = Callable[..., Any]
+"""``loss(logits (B, A, V), labels (B, A), step, total) -> scalar``: the SFT objective over the batch's last A
+(answer) positions, labels −100 where a shorter answer is padded. A loss with ``wants_batch = True`` is
+also given ``model`` (the model being trained), ``input_ids``, ``attention_mask``, ``position_ids``
+(B, T; left-padded prompt + answer) and ``n_answer`` = A, e.g. to decode the student's own answer."""
 
 
 def answer_xent(logits, labels, step: int = 0, total: int = 1):
@@ -253,7 +257,10 @@ def sft(lm: LM, prompts: list[str], answers: list[str], *, lr: float, lora: bool
                     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                                    position_ids=pos.to(device), **kw).logits  # (b, n_ans + 1 | T, V)
                 logits = logits[:, -(n_ans + 1):-1].float()  # position t predicts token t + 1
-                loss = loss_fn(logits, lab[:, -n_ans:].to(device), step, total)
+                more = ({"model": model, "input_ids": ids.to(device), "attention_mask": mask.to(device),
+                         "position_ids": pos.to(device), "n_answer": n_ans} if getattr(loss_fn, "wants_batch", False)
+                        else {})  # e.g. a sequence-level loss that decodes the student's own answer
+                loss = loss_fn(logits, lab[:, -n_ans:].to(device), step, total, **more)
                 if not torch.isfinite(loss):
                     raise W2SError(f"{desc}: loss is {loss.item()} at step {step}; lower finetune.lr")
                 (loss * (len(rows) / n_group)).backward()
