@@ -71,12 +71,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .generation import is_generation_task
 
     if is_generation_task(cfg.task):  # answers written as text: finetuned, with the methods that apply
-        from .generation import DEFAULT_METHODS
+        from .generation.run import with_defaults
 
-        if not _given(a, "mode"):
-            cfg.mode = "finetune"
-        if not _given(a, "methods"):
-            cfg.methods = list(DEFAULT_METHODS)
+        cfg = with_defaults(cfg, given=[n for n in ("mode", "methods") if _given(a, n)])
     _check_names(cfg)
     from .api import run
     from .safety import interrupt_guard
