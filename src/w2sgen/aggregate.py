@@ -41,17 +41,20 @@ RUN_KEYS = ["task", "weak", "strong", "mode"]
 KEYS = [*RUN_KEYS, "method", "seed"]
 TABLE_COLUMNS = [*KEYS, "weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo", "gap_acc_hi", "flagged",
                  "pgr_acc", "pgr_acc_lo", "pgr_acc_hi", "weak_auroc", "ceiling_auroc", "w2s_auroc", "majority_acc",
-                 "uses_ground_truth"]
+                 "uses_ground_truth", "task_kind"]
 """The per-run results table: one row per (run, method); accuracies are fractions. ``pgr_acc_lo`` /
 ``pgr_acc_hi``: the run's Fieller interval over its test groups. AUROCs are shown as means only: a
-PGR of AUROCs would need its own gap, interval and flag, which w2sgen does not compute."""
-NUMERIC = [c for c in TABLE_COLUMNS if c not in (*KEYS, "flagged", "uses_ground_truth")]
+PGR of AUROCs would need its own gap, interval and flag, which w2sgen does not compute.
+``task_kind``: ``classification`` or ``generation`` (run.json's ``task_kind``; a run.json without
+it is a classification run)."""
+NUMERIC = [c for c in TABLE_COLUMNS if c not in (*KEYS, "flagged", "uses_ground_truth", "task_kind")]
 SUMMARY_COLUMNS = [*RUN_KEYS, "method", "n_seeds", "test_noise_only", "weak_acc", "ceiling_acc", "w2s_acc", "gap_acc", "gap_acc_lo",
                    "gap_acc_hi", "pgr_acc", "pgr_acc_lo", "pgr_acc_hi", "flagged", "flag_reason", "n_flagged_runs",
                    "w2s_acc_lo", "w2s_acc_hi", "weak_auroc", "ceiling_auroc", "w2s_auroc", "majority_acc",
-                   "uses_ground_truth"]
+                   "uses_ground_truth", "task_kind"]
 """``w2s results --summary``: one row per (task, weak, strong, mode, method). ``test_noise_only``: a
-model pair has one seed, so the intervals hold the test sample's noise only, not seed-to-seed variance."""
+model pair has one seed, so the intervals hold the test sample's noise only, not seed-to-seed variance.
+``task_kind``: the kinds of the row's runs, comma-separated when an aggregate over tasks mixes them."""
 STATS_VERSION = 2
 """2: per-student PGR intervals (``pgr_acc_ci``); older blocks are recomputed from the predictions."""
 GT_MARK = "*"
@@ -335,8 +338,7 @@ def apply_flags(table: pd.DataFrame, threshold: float = GAP_THRESHOLD) -> pd.Dat
 
 def runs_table(runs: list[dict[str, Any]], threshold: float = GAP_THRESHOLD, preds: Predictions | None = None
                ) -> pd.DataFrame:
-    """One row per (run, method): ``run_id`` + TABLE_COLUMNS (+ ``flag_reason``, test ECEs, ``task_kind``:
-    classification or generation).
+    """One row per (run, method): ``run_id`` + TABLE_COLUMNS (+ ``flag_reason``, test ECEs, the test ids' hash).
     ``preds``: the directory's predictions, shared with later aggregates (old runs need them)."""
     rows = []
     for r in runs:
@@ -356,7 +358,7 @@ def runs_table(runs: list[dict[str, Any]], threshold: float = GAP_THRESHOLD, pre
                 "weak_ece": w.get("ece"), "ceiling_ece": c.get("ece"), "w2s_ece": b["test"].get("ece"),
                 "test_ids": rs.get("test_ids"), "task_kind": r.get("task_kind", "classification"),
             })
-    cols = ["run_id", *TABLE_COLUMNS, "flag_reason", "weak_ece", "ceiling_ece", "w2s_ece", "test_ids", "task_kind"]
+    cols = ["run_id", *TABLE_COLUMNS, "flag_reason", "weak_ece", "ceiling_ece", "w2s_ece", "test_ids"]
     frame = pd.DataFrame(rows, columns=[c for c in cols if c not in ("flagged", "pgr_acc", "flag_reason")])
     for col in [*NUMERIC, "weak_ece", "ceiling_ece", "w2s_ece"]:
         if col in frame:
@@ -481,6 +483,8 @@ def summarize(table: pd.DataFrame, by: Sequence[str] = RUN_KEYS, preds: Predicti
                     "n_cells": len(cells), "n_flagged_runs": int(g["flagged"].sum()) if "flagged" in g else 0,
                     "test_noise_only": any(c.moments.n_seeds < 2 for c in cells),
                     "uses_ground_truth": bool(g["uses_ground_truth"].any()) if "uses_ground_truth" in g else False})
+        if "task_kind" in g:
+            row["task_kind"] = ",".join(sorted(set(g["task_kind"].fillna("classification").astype(str))))
         for col in ("weak_auroc", "ceiling_auroc", "w2s_auroc", "majority_acc", "weak_ece", "ceiling_ece", "w2s_ece"):
             if col in g:
                 row[col] = float(np.nanmean(g.groupby(RUN_KEYS)[col].mean())) if g[col].notna().any() else float("nan")

@@ -121,7 +121,9 @@ def run(config: RunConfig | dict[str, Any], *, cache_dir: str | Path | None = No
 
     if is_generation_task(cfg.task):  # answers written as text: generation/run.py
         from .generation.run import run as run_generation
+        from .generation.run import with_defaults
 
+        cfg = with_defaults(cfg, given=set(config) if isinstance(config, dict) else None)
         return run_generation(cfg, cache_dir=cache_dir, trackers=trackers, index=index, executor_info=executor_info)
     from .methods.compose import parse
 

@@ -71,12 +71,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .generation import is_generation_task
 
     if is_generation_task(cfg.task):  # answers written as text: finetuned, with the methods that apply
-        from .generation import DEFAULT_METHODS
+        from .generation.run import with_defaults
 
-        if not _given(a, "mode"):
-            cfg.mode = "finetune"
-        if not _given(a, "methods"):
-            cfg.methods = list(DEFAULT_METHODS)
+        cfg = with_defaults(cfg, given=[n for n in ("mode", "methods") if _given(a, n)])
     _check_names(cfg)
     from .api import run
     from .safety import interrupt_guard
@@ -221,21 +218,25 @@ def _refuse_outcome_filter(where: str) -> None:
 
     from .aggregate import KEYS, TABLE_COLUMNS
 
-    outcome = [c for c in TABLE_COLUMNS if c not in (*KEYS, "uses_ground_truth", "majority_acc")
+    design = (*KEYS, "task_kind")
+    outcome = [c for c in TABLE_COLUMNS if c not in (*design, "uses_ground_truth", "majority_acc")
                and re.search(rf"\b{c}\b", where, re.IGNORECASE)]
     if outcome:
         raise W2SError(f"--where {where!r} with --summary selects runs on their outcomes ({', '.join(outcome)}): "
                        "the aggregate over the runs that pass would be biased. Filter by "
-                       f"{', '.join(KEYS)} with --summary, or drop --summary to list the matching runs.")
+                       f"{', '.join(design)} with --summary, or drop --summary to list the matching runs.")
 
 
 def _format_runs(table, threshold: float) -> str:
-    """The per-run table as text: accuracies and the gap in points, PGR only where unflagged."""
+    """The per-run table as text: accuracies and the gap in points, PGR only where unflagged;
+    ``task_kind`` only when a generation run is among the rows (json, csv and parquet always carry it)."""
     import pandas as pd
 
     from .aggregate import GT_MARK
 
-    t = table.drop(columns=[c for c in ("run_id", "flag_reason") if c in table])
+    generation = "task_kind" in table and bool((table["task_kind"] == "generation").any())
+    quiet = ("run_id", "flag_reason") if generation else ("run_id", "flag_reason", "task_kind")
+    t = table.drop(columns=[c for c in quiet if c in table])
     t["method"] = [f"{m}{GT_MARK}" if gt else m for m, gt in zip(t["method"], t["uses_ground_truth"])]
     t["flagged"] = t["flagged"].map({True: "yes", False: ""})
     t = t.drop(columns=["uses_ground_truth"])

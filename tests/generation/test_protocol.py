@@ -8,17 +8,20 @@ import pytest
 from generation.fixtures import CITIES, gen_config, write_task
 
 import w2sgen
-from w2sgen.config import GenConfig
+from w2sgen.config import GenConfig, RunConfig
 from w2sgen.errors import W2SError
+from w2sgen.generation.run import with_defaults
 
 
 def test_end_to_end_run_folder_and_cache(tmp_path, tiny_decoders, cache_dir):
     weak, strong = tiny_decoders
     task = write_task(tmp_path / "cities.jsonl")
     cfg = gen_config(task, weak, strong, tmp_path / "out")
+    cfg.mode, cfg.methods = RunConfig().mode, RunConfig().methods  # left unset: the API chooses as the CLI does
     res = w2sgen.run(cfg, cache_dir=cache_dir)
     (rec,) = res.runs
     assert rec["task_kind"] == "generation" and rec["task"]["checker"] == "exact" and rec["gen"]["lora"] is True
+    assert rec["mode"] == "finetune" and rec["config"]["methods"] == ["xent", "zero_shot"]
     st = rec["stages"]
     assert set(st["students"]) == {"xent", "zero_shot"}
     for b in [st["weak"], st["ceiling"], *st["students"].values()]:
@@ -71,7 +74,6 @@ def test_answer_length_is_in_the_keys_and_the_checker_is_not(tmp_path, tiny_deco
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"mode": "probe"}, "generation task.*finetune mode.*--mode"),
     ({"methods": ["generative"]}, "'generative' does not apply to generation tasks.*xent, zero_shot"),
     ({"methods": ["logconf"]}, "'logconf' does not apply to generation tasks"),
     ({"methods": ["xentt"]}, "unknown method 'xentt'.*xent"),
@@ -89,3 +91,24 @@ def test_refusals_name_the_fix(tmp_path, tiny_decoders, tiny_encoders, change, m
         setattr(cfg, k, v)
     with pytest.raises(W2SError, match=match):
         w2sgen.run(cfg, cache_dir=tmp_path / "cache")
+
+
+def test_the_api_chooses_finetune_and_the_generation_methods_when_left_unset(tmp_path):
+    task = str(write_task(tmp_path / "cities.jsonl"))
+    cfg = with_defaults(RunConfig(task=task, weak="w", strong="s"))
+    assert cfg.mode == "finetune" and cfg.methods == ["xent", "zero_shot"]
+    own = RunConfig(task=task, weak="w", strong="s", mode="finetune", methods=["zero_shot"])
+    assert with_defaults(own) is own
+    assert with_defaults(RunConfig(task=task, weak="w", strong="s"), given=["mode", "methods"]).mode == "probe"
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"mode": "probe"}, r"config field 'mode' is 'probe'.*generation task.*finetune mode.*--mode finetune.*unset"),
+    ({"methods": ["xent", "logconf"]}, "'logconf' does not apply to generation tasks.*xent, zero_shot"),
+])
+def test_explicit_choices_in_a_dict_config_are_refused_with_the_fix(tmp_path, change, match):
+    """A dict config says which fields its user set: RunConfig's defaults written out are choices, checked
+    before any model is loaded (the models named here do not exist)."""
+    config = {"task": str(write_task(tmp_path / "cities.jsonl")), "weak": "w", "strong": "s", **change}
+    with pytest.raises(W2SError, match=match):
+        w2sgen.run(config, cache_dir=tmp_path / "cache")

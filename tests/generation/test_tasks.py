@@ -95,6 +95,28 @@ def test_data_file_errors_name_the_line_and_field(tmp_path):
         load_task(str(p))
 
 
+@pytest.mark.parametrize("suffix, answer, match", [
+    (".jsonl", "paris\nfrance", r"qa.jsonl:2: field 'answer': 'paris\\nfrance' spans several lines.*one line"),
+    (".csv", "paris\r\nfrance", r"qa.csv:[34]: field 'answer'.*spans several lines.*decoding stops at a newline"),
+    (".jsonl", ["france", "republique francaise"], r"qa.jsonl:2: field 'answer': a list .*single string"),
+    (".jsonl", {"country": "france"}, r"qa.jsonl:2: field 'answer': a dict .*single string"),
+    (".parquet", ["france", "fr"], r"qa.parquet:1: field 'answer': a list \(\['france', 'fr'\]\).*single string"),
+])
+def test_an_answer_no_output_can_match_is_refused(tmp_path, suffix, answer, match):
+    """Answers are written on one line and compared as text: several lines or a list could never be right."""
+    rows = [{"prompt": "a?", "answer": "b"}, {"prompt": "c?", "answer": answer}]
+    p = tmp_path / f"qa{suffix}"
+    if suffix == ".jsonl":
+        p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif suffix == ".csv":
+        pd.DataFrame(rows).to_csv(p, index=False)
+    else:  # a list column: every row a list, the first refused
+        pd.DataFrame(rows[1:]).to_parquet(p)
+    assert is_generation_task(str(p))
+    with pytest.raises(W2SError, match=match):
+        load_task(str(p))
+
+
 def test_fingerprint_holds_the_answers(tmp_path):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text(json.dumps({"prompt": "p?", "answer": "x", "id": "1"}) + "\n")

@@ -32,14 +32,15 @@ def write_run(out: Path, task: str = "toy", weak: str = "small", strong: str = "
               imitate: float = 0.5, sizes: dict[str, int] | None = None, with_labels: bool = True,
               epochs: int = 8, group_size: int | None = None, with_stats: bool = False,
               ground_truth: tuple[str, ...] = (), early_stop: dict[str, dict] | None = None,
-              mode: str = "probe") -> Path:
+              mode: str = "probe", task_kind: str | None = None) -> Path:
     """Write one run folder with the layout of ``w2sgen.run``; returns the folder.
 
     By default the layout of runs written before issue 14 (no ``stats`` block, labels without
     groups); ``group_size`` adds groups of that many consecutive examples to labels.parquet and
     ``with_stats`` the ``stats`` block ``w2sgen.run`` now writes; ``ground_truth`` names students
     that declare ``uses_ground_truth``; ``early_stop`` maps a student to its
-    ``train.early_stop.selected`` record."""
+    ``train.early_stop.selected`` record; ``task_kind`` is written to run.json when given (runs written
+    before generation tasks have none)."""
     students = students or {"xent": 0.72, "logconf": 0.76}
     sizes = sizes or SPLIT_SIZES
     rng = np.random.default_rng(zlib.crc32(f"{task}|{weak}|{strong}|{seed}".encode()))
@@ -86,7 +87,7 @@ def write_run(out: Path, task: str = "toy", weak: str = "small", strong: str = "
            "task": {"name": task, "fingerprint": "f" * 16, "examples": sum(sizes.values()), "num_classes": 2,
                     "label_names": ["false", "true"], "sizes": dict(sizes)},
            "weak": {"name": weak}, "strong": {"name": strong}, "stages": st, "versions": {"python": "3"},
-           "wall_s": 1.0, "created": "2026-01-01T00:00:00+0000"}
+           "wall_s": 1.0, "created": "2026-01-01T00:00:00+0000", **({"task_kind": task_kind} if task_kind else {})}
     groups = {s: (np.arange(n) // group_size).astype(str) if group_size else ids[s] for s, n in sizes.items()}
     if with_stats:
         from w2sgen.aggregate import gap_stats

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from report.fake_runs import write_results, write_run
 
 import w2sgen
-from w2sgen.aggregate import TABLE_COLUMNS, runs_table
+from w2sgen.aggregate import TABLE_COLUMNS, runs_table, summarize
 from w2sgen.cli import main
 from w2sgen.errors import W2SError
 from w2sgen.store import db
@@ -142,3 +143,42 @@ def test_cli_results_filters_and_exports(results, tmp_path, capsys):
     assert main(["results", str(results), "--summary", "--method", "logconf"]) == 0
     out = capsys.readouterr().out
     assert "logconf" in out and "xent " not in out
+
+
+@pytest.fixture()
+def mixed(tmp_path) -> Path:
+    """A classification run written before task kinds (no ``task_kind`` in run.json) and a generation run."""
+    out = tmp_path / "out"
+    write_run(out, task="toy")
+    write_run(out, task="cities_gen", task_kind="generation")
+    return out
+
+
+def test_task_kind_is_a_column_of_the_index_and_the_cli(mixed, capsys):
+    t = db.query(mixed)
+    assert dict(zip(t["task"], t["task_kind"])) == {"toy": "classification", "cities_gen": "generation"}
+    gen = db.query(mixed, where="task_kind = 'generation'")
+    assert set(gen["task"]) == {"cities_gen"} and len(gen) == 2
+    assert main(["results", str(mixed), "--where", "task_kind = 'generation'", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["task"], r["task_kind"]) for r in rows] == [("cities_gen", "generation")] * 2
+    assert main(["results", str(mixed), "--format", "csv"]) == 0
+    csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert sorted(set(zip(csv["task"], csv["task_kind"]))) == [("cities_gen", "generation"), ("toy", "classification")]
+    assert main(["results", str(mixed), "--summary", "--where", "task_kind = 'generation'", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)  # the kind is a design key, not an outcome: --summary takes it
+    assert {(r["task"], r["task_kind"]) for r in rows} == {("cities_gen", "generation")}
+    over_tasks = summarize(runs_table(read_runs(mixed)), by=())
+    assert set(over_tasks["task_kind"]) == {"classification,generation"}
+    assert main(["results", str(mixed)]) == 0
+    assert "task_kind" in capsys.readouterr().out  # the text table shows the kind when a generation run is in it
+    assert main(["results", str(mixed), "--task", "toy"]) == 0
+    assert "task_kind" not in capsys.readouterr().out
+
+
+def test_an_index_of_schema_3_is_rebuilt_with_task_kind(mixed):
+    db.query(mixed)
+    con = sqlite3.connect(mixed / "runs.sqlite")  # what schema 3 wrote: no task_kind column
+    con.executescript("ALTER TABLE results DROP COLUMN task_kind; UPDATE meta SET value = '3' WHERE key = 'schema';")
+    con.close()
+    assert set(db.query(mixed, where="task_kind = 'generation'")["task"]) == {"cities_gen"}

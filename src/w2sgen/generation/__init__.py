@@ -42,7 +42,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_METHODS = ("xent", "zero_shot")
-"""The methods of a generation run when none are named (the CLI's default)."""
+"""The methods of a generation run when none are named (``w2s run``'s and ``w2sgen.run``'s default)."""
 
 
 def is_generation_task(task: str) -> bool:

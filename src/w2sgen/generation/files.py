@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import W2SError
@@ -45,6 +47,27 @@ def is_generation_file(path: str | Path) -> bool:
     return {PROMPT, ANSWER} <= columns(path)
 
 
+def one_line_answer(v: Any, where: str) -> str:
+    """A row's answer as the one line a model must write (stripped): a list or mapping (it would become
+    the text "['a', 'b']") and an answer over several lines (decoding stops at a newline, so no output
+    could match it) are refused, naming ``where`` (FILE:LINE) and the fix."""
+    if isinstance(v, (list, tuple, dict, set, np.ndarray)):
+        kind = "list" if isinstance(v, np.ndarray) else type(v).__name__  # parquet's list columns: arrays
+        raise W2SError(f"{where}: field {ANSWER!r}: a {kind} ({_short(v)}) is not one answer; give "
+                       "the answer as a single string")
+    text = str(v).strip()
+    if "\n" in text or "\r" in text:
+        raise W2SError(f"{where}: field {ANSWER!r}: {_short(text)} spans several lines, but models write answers "
+                       "on one line (decoding stops at a newline), so it could never be right; put the answer on "
+                       "one line")
+    return text
+
+
+def _short(v: Any, n: int = 60) -> str:
+    r = repr(v.tolist() if isinstance(v, np.ndarray) else v)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
 def gen_file_task(path: str | Path, group_col: str | None = None, id_col: str | None = "id") -> GenTaskData:
     """A generation task made of one data file (scored by normalised exact match unless gen.checker says)."""
     from ..tasks.files import _read_rows
@@ -67,11 +90,11 @@ def gen_file_task(path: str | Path, group_col: str | None = None, id_col: str | 
             v = rec.get(col)
             if v is None or (isinstance(v, float) and v != v) or not str(v).strip():
                 raise W2SError(f"{where}: field {col!r}: expected non-empty text, got {v!r}; every row needs it")
-            vals[col] = str(v)
+            vals[col] = str(v) if col == PROMPT else one_line_answer(v, where)
         ex_id = str(rec[id_col]) if id_col and rec.get(id_col) is not None else f"{path.stem}:train:{line}"
         group = str(rec[group_col]) if group_col and rec.get(group_col) is not None else ex_id
         out.append({"id": ex_id, "text": vals[PROMPT], "label": 1, "group": group, "pool": "train",
-                    "answer": vals[ANSWER].strip()})
+                    "answer": vals[ANSWER]})
     frame = pd.DataFrame(out, columns=[*COLUMNS, "answer"])
     if frame["id"].duplicated().any():
         dup = frame.loc[frame["id"].duplicated(), "id"].iloc[0]

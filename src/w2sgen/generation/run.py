@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,34 @@ def load_gen_task(cfg: RunConfig) -> Any:
     return task.with_checker(cfg.gen.checker)
 
 
+def with_defaults(cfg: RunConfig, given: Collection[str] | None = None) -> RunConfig:
+    """``cfg`` with the generation defaults in the run fields its user left unset: ``mode`` finetune and
+    ``methods`` DEFAULT_METHODS (RunConfig's defaults, probe and xent + logconf, are for classification).
+
+    ``given``: the fields the user set (the CLI: flags, ``--set`` and the config YAML; ``w2sgen.run``
+    with a dict: its keys). None (a RunConfig object): a field equal to RunConfig's default counts as
+    unset, since a RunConfig cannot tell ``RunConfig(mode="probe")`` from ``RunConfig()``; an explicit
+    choice that differs from the default is kept and checked by :func:`check_config`."""
+    from . import DEFAULT_METHODS
+
+    default = RunConfig()
+    unset = {name: value for name, value in (("mode", "finetune"), ("methods", list(DEFAULT_METHODS)))
+             if (name not in given if given is not None else getattr(cfg, name) == getattr(default, name))}
+    if not unset:
+        return cfg
+    log.info("task %s is a generation task: %s", cfg.task, ", ".join(f"{n} {v}" for n, v in unset.items()))
+    return replace(cfg, **unset)
+
+
 def check_config(cfg: RunConfig) -> list[str]:
     """Refuse what a generation run cannot do (naming the fix); returns the parsed method names."""
     from .methods import parse
 
     if cfg.mode != "finetune":
-        raise W2SError(f"task {cfg.task!r} is a generation task (answers written as text): it runs in finetune mode "
-                       "(SFT of the weak and strong language models). Drop --mode probe (the CLI then chooses "
-                       "finetune) or pass --mode finetune")
+        raise W2SError(f"config field 'mode' is {cfg.mode!r}, but task {cfg.task!r} is a generation task (answers "
+                       "written as text): it runs in finetune mode (SFT of the weak and strong language models). "
+                       "Set mode to 'finetune' (CLI: --mode finetune) or leave it unset (w2s run and w2sgen.run "
+                       "then choose finetune)")
     if cfg.weak_labels:
         raise W2SError("--weak-labels: bringing your own weak labels is for classification tasks; a generation "
                        "task's weak answers come from the weak model")

@@ -8,7 +8,7 @@ indexes them so that many runs and sweeps can share a directory and be queried:
     stages   (run_id, stage, method, key, cached, wall_s, train JSON)
     metrics  (run_id, stage, split, metric, value)            -- long format, every number
     results  (run_id, task, weak, strong, mode, method, seed, weak_acc, ..., gap_acc, gap_acc_lo,
-              gap_acc_hi, flagged, pgr_acc, pgr_acc_lo, pgr_acc_hi, ..., uses_ground_truth)
+              gap_acc_hi, flagged, pgr_acc, pgr_acc_lo, pgr_acc_hi, ..., uses_ground_truth, task_kind)
                                                               -- w2sgen.aggregate.TABLE_COLUMNS
 
 ``flagged`` and ``pgr_acc`` are stored for the default 2-point threshold, ``pgr_acc_lo`` /
@@ -39,11 +39,12 @@ from ..errors import W2SError
 from ..stats import GAP_THRESHOLD
 
 DB_NAME = "runs.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+"""4: ``results.task_kind`` (classification or generation)."""
 TIMEOUT_S = 60.0
 RESULT_KEYS = KEYS
 TABLES = ("runs", "stages", "metrics", "results")
-_TEXT = ("task", "weak", "strong", "mode", "method")
+_TEXT = ("task", "weak", "strong", "mode", "method", "task_kind")
 _INT = ("seed", "flagged", "uses_ground_truth")
 
 _SCHEMA = f"""
