@@ -207,7 +207,11 @@ class GenConfig:
     """The prompt every model sees: ``{prompt}`` is the example's prompt; the answer follows after a space."""
     lora: bool | None = None
     """Supervised finetuning of LoRA adapters (rank finetune.lora_rank) instead of all weights; None: LoRA
-    on a CPU, all weights on a GPU. The other finetune.* fields (lr, epochs, batch_size, ...) apply as set."""
+    on a CPU, all weights on a GPU. Of the finetune.* fields, generation SFT uses lr, epochs, max_steps,
+    batch_size, micro_batch_size, warmup_frac, weight_decay, max_grad_norm, lora_rank, lora_alpha,
+    lora_targets, grad_checkpointing (None: off), dtype, weights_dtype, max_length and dropout;
+    finetune.lora, head_lr and checkpoint_every are refused; eval_batch_size does not apply (decoding
+    batches are gen.batch_size)."""
     checker: str | None = None
     """How an answer is scored: exact (normalised exact match: case, punctuation, articles) or numeric
     (the last number in the answer); None: the task's own checker (exact for data files)."""

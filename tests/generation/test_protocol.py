@@ -8,7 +8,7 @@ import pytest
 from generation.fixtures import CITIES, gen_config, write_task
 
 import w2sgen
-from w2sgen.config import GenConfig, RunConfig
+from w2sgen.config import FinetuneConfig, GenConfig, RunConfig
 from w2sgen.errors import W2SError
 from w2sgen.generation.run import with_defaults
 
@@ -81,6 +81,9 @@ def test_answer_length_is_in_the_keys_and_the_checker_is_not(tmp_path, tiny_deco
     ({"gen": GenConfig(max_new_tokens=0)}, "gen.max_new_tokens"),
     ({"gen": GenConfig(template="Q: A:")}, "gen.template.*prompt"),
     ({"weak": "ENCODER"}, "--weak .* is an encoder; a generation task needs decoders"),
+    ({"finetune": FinetuneConfig(lora=True)}, r"'finetune.lora' = True does not apply.*gen.lora=true"),
+    ({"finetune": FinetuneConfig(checkpoint_every=5)}, "'finetune.checkpoint_every' = 5 does not apply"),
+    ({"finetune": FinetuneConfig(head_lr=1e-3)}, "'finetune.head_lr' = 0.001 does not apply.*no classification head"),
 ])
 def test_refusals_name_the_fix(tmp_path, tiny_decoders, tiny_encoders, change, match):
     weak, strong = tiny_decoders

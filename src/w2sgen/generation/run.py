@@ -70,6 +70,16 @@ def check_config(cfg: RunConfig) -> list[str]:
                        "written as text): it runs in finetune mode (SFT of the weak and strong language models). "
                        "Set mode to 'finetune' (CLI: --mode finetune) or leave it unset (w2s run and w2sgen.run "
                        "then choose finetune)")
+    ft = cfg.finetune
+    for name, bad, fix in (
+            ("lora", ft.lora, "generation tasks choose LoRA with gen.lora (unset: LoRA on a CPU, all weights on a "
+                              "GPU): use --set gen.lora=true"),
+            ("checkpoint_every", ft.checkpoint_every, "a generation stage keeps no checkpoints (it reruns whole); "
+                                                      "leave it unset"),
+            ("head_lr", ft.head_lr, "a causal LM finetuned on answers has no classification head; leave it unset")):
+        if bad:
+            raise W2SError(f"config field 'finetune.{name}' = {bad!r} does not apply to generation task "
+                           f"{cfg.task!r}: {fix}")
     if cfg.weak_labels:
         raise W2SError("--weak-labels: bringing your own weak labels is for classification tasks; a generation "
                        "task's weak answers come from the weak model")
