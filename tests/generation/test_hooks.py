@@ -24,7 +24,6 @@ import numpy as np
 
 from w2sgen.generation.lm import answer_xent
 from w2sgen.generation.methods import Answers, GenMethod, register
-from w2sgen.protocol import StageKey
 
 CALLS = []
 
@@ -51,12 +50,11 @@ def suffix(cfg, ctx):  # a labels method: the weak answers with a word appended 
     # written in a cached stage of its own, keyed by the floor and its setting (as a vote over sampled
     # weak answers would be)
     a = ctx.weak_answers("transfer")
-    key = StageKey({"stage": "suffixed", "floor": ctx.floor.key, "suffix": cfg.suffix}, {"method_args.hook_suffix"})
 
     def build(d):
         (d / "answers.json").write_text(json.dumps([t + cfg.suffix for t in a.texts]))
 
-    path, _ = ctx.cache.get_or_build("suffixed", key, build)
+    path = ctx.method_stage("suffixed", build)
     return Answers(a.ids, json.loads((path / "answers.json").read_text()), a.logprob, a.n_tokens)
 
 
@@ -118,7 +116,7 @@ def test_one_file_methods_plug_into_every_hook(tmp_path, tiny_decoders, cache_di
 
     # labels: the student trained on the method's answers, not the weak model's, built in its own
     # cached stage inside the student's recorded scope
-    assert len(list(cache_dir.glob("**/suffixed/*/answers.json"))) == 1
+    assert len(list(cache_dir.glob("**/suffixed/*/answers.json"))) == 2  # keyed by each method's settings
     assert transfer["right"].any()  # the weak answers are right sometimes, the appended ones never
     assert st["hook_suffix"]["analysis"]["train_targets"] == {"n": 40, "acc": 0.0}
 
@@ -133,6 +131,15 @@ def test_one_file_methods_plug_into_every_hook(tmp_path, tiny_decoders, cache_di
     assert st["hook_suffix+hook_keep"]["analysis"]["train_targets"] == {"n": 20, "acc": 0.0}
     keys = {m: st[m]["key"] for m in methods}
     assert len(set(keys.values())) == len(methods)
+
+    # a setting of a labels method is in the key of its own stage, which is rebuilt, not served stale
+    cfg3 = gen_config(task, weak, strong, tmp_path / "out3", methods=["hook_suffix"],
+                      method_args={"hook_suffix": {"suffix": " yyy"}})
+    (rec3,) = w2sgen.run(cfg3, cache_dir=cache_dir).runs
+    targets = pd.read_parquet(next(p for p in cache_dir.glob("**/student/*/train.parquet")
+                                   if p.parent.name == rec3["stages"]["students"]["hook_suffix"]["key"]))
+    assert targets["target"].str.endswith(" yyy").all()
+    assert len(list(cache_dir.glob("**/suffixed/*/answers.json"))) == 3
 
     # a setting of a hook method is in its student's key
     cfg2 = gen_config(task, weak, strong, tmp_path / "out2", methods=["hook_keep"],

@@ -46,6 +46,18 @@ def test_end_to_end_run_folder_and_cache(tmp_path, tiny_decoders, cache_dir):
     row = summary.set_index("method").loc["xent"]
     assert row["weak_acc"] == pytest.approx(st["weak"]["test"]["acc"])
     assert {"gap_acc", "gap_acc_lo", "gap_acc_hi", "pgr_acc", "flagged"} <= set(summary.columns)
+    # every entry records how it decoded (greedy on raw logits), and only a student keeps its training set
+    import json
+
+    from w2sgen.generation.protocol import DECODING
+
+    assert {p.parent.parent.name for p in cache_dir.glob("**/inputs.json")} >= {"floor", "ceiling", "student"}
+    for p in cache_dir.glob("**/inputs.json"):
+        stage, inputs = p.parent.parent.name, json.loads(p.read_text())
+        if stage in ("floor", "ceiling", "student"):
+            assert inputs["decoding"] == DECODING, p
+            # a trained student keeps its training set (weak answers); the floor and ceiling (gold) keep none
+            assert (p.parent / "train.parquet").is_file() == (stage == "student" and "train" in inputs), p
     again = w2sgen.run(cfg, cache_dir=cache_dir).runs[0]["stages"]
     assert all(b["cached"] for b in [again["weak"], again["ceiling"], *again["students"].values()])
     assert again["students"]["xent"]["test"]["acc"] == st["students"]["xent"]["test"]["acc"]

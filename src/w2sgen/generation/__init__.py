@@ -22,19 +22,21 @@ this way). What each hook gives them today, and what each would still need:
   there: the weak answers' sequence log-probabilities are in ``Answers`` (and every weak stage's
   ``generations/weak.parquet``).
 * a vote over several weak answers: kind ``labels``, ``supervise_fn(cfg, ctx)`` writes k answers per
-  transfer prompt in a cached stage of its own (``ctx.cache.get_or_build``, keyed by
-  ``ctx.floor.key`` and its settings; the test builds such a stage) and returns the most frequent
-  normalised answer per prompt as ``Answers``. Still needed: sampling in ``lm.generate`` (decoding is
-  greedy only), and the weak model's weights. Under LoRA (the CPU default) the floor's entry keeps
-  its adapters (``adapter.safetensors``, to load onto the weak base model); under full finetuning it
-  keeps no weights, so the method would retrain the weak model in its stage (the same SFT) or the
-  floor would have to store them.
-* a sequence-level confidence loss: kind ``loss``, ``make_loss(cfg)`` returns ``loss(logits (B, T, V),
-  labels (B, T), step, total)`` on teacher-forced logits over the weak answer's positions. That
-  allows a token-level mix of the weak answer's cross-entropy with the student's own hardened
-  (argmax) predictions at those positions, logconf per token. A loss on the student's own free-running
-  answer needs the model inside the hook (to decode it), which no hook gives yet: it would be a new
-  kind (``train``, as classification has) or an extension of ``loss`` with the model and batch.
+  transfer prompt in a cached stage of its own (``ctx.method_stage(name, build)``, keyed by the floor,
+  the transfer ids and every setting of the method; the test builds such a stage) and returns the most
+  frequent normalised answer per prompt as ``Answers``. Still needed: sampling in ``lm.generate``
+  (decoding is greedy only), and the weak model's weights. Under LoRA (the CPU default) the floor's
+  entry keeps its adapters (``adapter.safetensors``, to load onto the weak base model); under full
+  finetuning it keeps no weights, so the method would retrain the weak model in its stage (the same
+  SFT) or the floor would have to store them.
+* a sequence-level confidence loss: kind ``loss``, ``make_loss(cfg)`` returns ``loss(logits (B, A, V),
+  labels (B, A), step, total)`` on teacher-forced logits over the weak answer's positions; a loss with
+  ``wants_batch = True`` is also given the model in training and its batch (input ids, mask, positions,
+  the answer length), so it can decode the student's own answer from the prompt and mix its
+  cross-entropy with the weak answer's (logconf at the sequence level). Still needed: a greedy-decoding
+  helper for use inside training (``lm.generate`` expects a model in eval mode, and under gradient
+  checkpointing the KV cache is off); ``tests/generation/test_hooks.py`` checks the hook's arguments,
+  not such a loss.
 """
 
 from __future__ import annotations

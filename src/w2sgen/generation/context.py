@@ -30,6 +30,8 @@ class GenContext:
         """The weak model's side."""
         self.method = ""
         """The method being run (set by the protocol; named in a refusal)."""
+        self.settings: dict[str, Any] = {}
+        """Its parts' settings ({method: fields}), which its student's key holds (set by the protocol)."""
         self.refused: list[str] = []
         from ..methods.context import GuardedCache
 
@@ -72,6 +74,20 @@ class GenContext:
     def prompt_strong(self, key: Any) -> GenStage:
         """The strong model, not trained, answering val and test; cached under ``key``."""
         return self._prompt(key)
+
+    def method_stage(self, stage: str, build: Callable[[Any], None], **entries: Any) -> Any:
+        """A cached stage of the method's own (e.g. k sampled weak answers per transfer prompt): ``build(dir)``
+        writes it; returns the entry's folder. Its key holds the floor's key (the weak model and its
+        answers), the transfer ids, the method and every setting of its parts (``method_args``), plus
+        ``entries`` (anything else it reads, e.g. another model's key); the build may read no other
+        config field (the stage cache checks)."""
+        from ..protocol import StageKey, ids_hash
+
+        key = StageKey({"stage": stage, "floor": self.floor.key, "transfer": ids_hash(self._ids["transfer"]),
+                        "method": self.method, "settings": self.settings, **entries},
+                       {f"method_args.{m}" for m in self.settings})
+        path, _ = self.cache.get_or_build(stage, key, build)
+        return path
 
     def refuse(self, what: str) -> None:
         """Refuse a read of gold answers: record it (the run fails even if the error is caught) and raise."""

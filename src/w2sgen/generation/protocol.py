@@ -144,7 +144,7 @@ def run_seed(cfg: Any, seed: int, task: Any, splits: Any, weak: Any, strong: Any
         b["uses_ground_truth"] = False
         b["pgr_acc"] = _pgr(w, b["test"]["acc"], c)
         b["test"].update(student_effects(correct["weak"]["test"], correct[f"student-{name}"]["test"], weak_test.texts,
-                                         st.answers("test", ids["test"]).texts, task.checker))
+                                         st.answers("test", ids["test"]).texts, _agreement(task)))
         b["analysis"] = analyze(ctx, specs[name], st, task, gold)
         record["students"][name] = b
     record["wall_s"] = round(time.time() - t_run, 3)
@@ -161,7 +161,7 @@ def run_student(ctx: Any, keys: GenKeys, name: str) -> tuple[GenStage, GenSpec]:
 
     with reads.scope(f"student {name}") as sc:
         spec = parse(name, ctx.cfg.method_args)
-        ctx.method, ctx.refused = spec.name, []
+        ctx.method, ctx.settings, ctx.refused = spec.name, spec.settings(), []
         env = ctx.key_env()
         declared = {}
         for p in spec.parts:
@@ -193,6 +193,15 @@ def run_student(ctx: Any, keys: GenKeys, name: str) -> tuple[GenStage, GenSpec]:
         if st.key != stage_key(key) or st.name != "student":
             raise RuntimeError(f"method {spec.name!r} must store its student under the key it was given")
     return st, spec
+
+
+def _agreement(task: Any) -> Any:
+    """The checker that says whether the student's answer agrees with the weak one: the task's own when it
+    compares two answers (exact, numeric); exact match for a task's custom function, which may expect a
+    gold reference (e.g. unit tests) rather than another model's answer."""
+    from .checkers import CHECKERS, exact_match
+
+    return task.checker if any(task.checker is c for c in CHECKERS.values()) else exact_match
 
 
 def _weights_dtype(ctx: Any) -> str:

@@ -57,7 +57,13 @@ def with_defaults(cfg: RunConfig, given: Collection[str] | None = None) -> RunCo
              if (name not in given if given is not None else getattr(cfg, name) == getattr(default, name))}
     if not unset:
         return cfg
-    log.info("task %s is a generation task: %s", cfg.task, ", ".join(f"{n} {v}" for n, v in unset.items()))
+    chosen = ", ".join(f"{n} {v}" for n, v in unset.items())
+    if given is None:  # a RunConfig object: its classification defaults are replaced, which the user should see
+        log.warning("task %s is a generation task: running with %s instead of RunConfig's classification "
+                    "defaults (set mode='finetune' and methods explicitly, or pass a dict config, to choose)",
+                    cfg.task, chosen)
+    else:
+        log.info("task %s is a generation task: %s", cfg.task, chosen)
     return replace(cfg, **unset)
 
 
@@ -77,7 +83,7 @@ def check_config(cfg: RunConfig) -> list[str]:
             ("checkpoint_every", ft.checkpoint_every, "a generation stage keeps no checkpoints (it reruns whole); "
                                                       "leave it unset"),
             ("head_lr", ft.head_lr, "a causal LM finetuned on answers has no classification head; leave it unset")):
-        if bad:
+        if bad is not None and bad is not False:
             raise W2SError(f"config field 'finetune.{name}' = {bad!r} does not apply to generation task "
                            f"{cfg.task!r}: {fix}")
     if cfg.weak_labels:

@@ -1,12 +1,12 @@
 """Cached stages of the generation protocol: finetune a causal LM on (prompt, answer) pairs and write
 answers, or write answers with the base model (prompting). Each entry holds its answers
-(``generations.parquet``: id, split, output, n_tokens, logprob, stopped), its training set
-(``train.parquet``: id, target), its LoRA adapters (under LoRA) and ``train.json`` (losses,
+(``generations.parquet``: id, split, output, n_tokens, logprob, stopped), a student's training set
+(``train.parquet``: id, target; the floor and the ceiling, trained on gold answers, keep none), its
+LoRA adapters (under LoRA) and ``train.json`` (losses,
 training and generation speed with the 1-minute load around each timed section, the device's
-model and torch's threads). An entry's training set is what the stage trained on: the floor's is
-weak_train's gold answers and the ceiling's transfer's gold answers (methods cannot open the ceiling's
-entries: the guarded cache of their context refuses them). No entry holds the gold answers it is
-scored against: scoring is the protocol's job, after the stages (:mod:`w2sgen.generation.scoring`)."""
+model and torch's threads). No entry holds a gold answer: scoring is the protocol's job, after the
+stages (:mod:`w2sgen.generation.scoring`), and a method's guarded cache refuses the ceiling's entries
+(whose adapters were trained on transfer's gold answers)."""
 
 from __future__ import annotations
 
@@ -141,7 +141,9 @@ def sft_stage(cache: Any, stage: str, inputs: Any, side: Any, cfg: Any, seed: in
                 for s, (ids, prompts) in predict.items()}
         info = {"losses": res.losses, **res.info, "load_s": round(lm.load_s, 3), "family": lm.family,
                 "generate": {s: speed(g) for s, (_, g) in gens.items()}, **machine(lm.device), **(extra_info or {})}
-        _save(d, gens, info, res.adapters, (list(train[0]), list(train[2])))
+        # only a student keeps its training set (its analysis scores it): the floor's and the ceiling's are
+        # gold answers, which a method could otherwise read from the cache's folder
+        _save(d, gens, info, res.adapters, (list(train[0]), list(train[2])) if stage == "student" else None)
 
     entry, hit = cache.get_or_build(stage, inputs, build)
     return load_stage(stage, entry, hit, t0)
