@@ -165,7 +165,7 @@ def _worker_pids(out: Path, name: str) -> set[int]:
     return {r["executor"]["pid"] for r in recs}
 
 
-@pytest.mark.slow  # spawned workers import torch: ~30 s idle, minutes on a loaded machine
+@pytest.mark.integration  # spawned workers import torch: ~30 s idle, minutes on a loaded machine
 def test_a_method_file_runs_in_spawned_workers(tiny_suite, tmp_path, kit):
     hard = kit.write_method(tmp_path / "hard.py", kit.HARD)
     try:
@@ -177,7 +177,7 @@ def test_a_method_file_runs_in_spawned_workers(tiny_suite, tmp_path, kit):
         unload("hard")
 
 
-@pytest.mark.slow  # a local Ray: ~1 min idle, minutes on a loaded machine
+@pytest.mark.integration  # a local Ray: ~1 min idle, minutes on a loaded machine
 def test_a_method_file_runs_in_ray_tasks(tiny_suite, tmp_path, kit):
     pytest.importorskip("ray")
     import ray
