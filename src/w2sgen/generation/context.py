@@ -32,7 +32,6 @@ class GenContext:
         """The method being run (set by the protocol; named in a refusal)."""
         self.settings: dict[str, Any] = {}
         """Its parts' settings ({method: fields}), which its student's key holds (set by the protocol)."""
-        self.refused: list[str] = []
         from ..methods.context import GuardedCache
 
         self.cache = GuardedCache(cache, self)
@@ -90,7 +89,8 @@ class GenContext:
         return path
 
     def refuse(self, what: str) -> None:
-        """Refuse a read of gold answers: record it (the run fails even if the error is caught) and raise."""
+        """Refuse a read of gold answers: record it in the open scopes (the run fails even if the error is
+        caught) and raise."""
         from .. import reads
         from ..errors import GroundTruthError
 
@@ -98,7 +98,6 @@ class GenContext:
                "from generation methods (the label firewall). Use the weak model's answers (ctx.weak_answers) or "
                "weak_train's gold answers (ctx.weak_train_answers()); analyses that need gold answers go in the "
                "method's analyze_fn, which the protocol runs after the method has returned")
-        self.refused.append(msg)
         reads.refuse(msg)
         raise GroundTruthError(msg)
 

@@ -392,14 +392,14 @@ def generate(lm: LM, prompts: list[str], *, max_new_tokens: int, batch_size: int
     total = 0
     load0 = load_1min()
     t0 = time.time()
-    with torch.inference_mode(), autocast, progress(total=n, desc=desc, unit="ex") as bar:
+    with torch.inference_mode(), autocast, _plain_generation_config(model), \
+            progress(total=n, desc=desc, unit="ex") as bar:
         for b in range(0, n, batch_size):
             rows = order[b:b + batch_size]
             ids, mask, _ = left_pad([enc[i] for i in rows], tok.pad_token_id)
             rec = _GreedyLogprob()
-            with _plain_generation_config(model):
-                out = model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                                     generation_config=gcfg, logits_processor=LogitsProcessorList([rec]))
+            out = model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
+                                 generation_config=gcfg, logits_processor=LogitsProcessorList([rec]))
             new = out[:, ids.shape[1]:].cpu().numpy()  # (b, steps)
             step_lp = torch.stack(rec.steps, 1).double().numpy() if rec.steps else np.zeros((len(rows), 0))
             for r, i in enumerate(rows):

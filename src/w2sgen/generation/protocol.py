@@ -161,7 +161,7 @@ def run_student(ctx: Any, keys: GenKeys, name: str) -> tuple[GenStage, GenSpec]:
 
     with reads.scope(f"student {name}") as sc:
         spec = parse(name, ctx.cfg.method_args)
-        ctx.method, ctx.settings, ctx.refused = spec.name, spec.settings(), []
+        ctx.method, ctx.settings = spec.name, spec.settings()
         env = ctx.key_env()
         declared = {}
         for p in spec.parts:

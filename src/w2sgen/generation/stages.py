@@ -2,9 +2,8 @@
 answers, or write answers with the base model (prompting). Each entry holds its answers
 (``generations.parquet``: id, split, output, n_tokens, logprob, stopped), a student's training set
 (``train.parquet``: id, target; the floor and the ceiling, trained on gold answers, keep none), its
-LoRA adapters (under LoRA) and ``train.json`` (losses,
-training and generation speed with the 1-minute load around each timed section, the device's
-model and torch's threads). No entry holds a gold answer: scoring is the protocol's job, after the
+LoRA adapters (under LoRA) and ``train.json`` (losses, training and generation speed with the
+1-minute load around each timed section, the device's model and torch's threads). No entry holds a gold answer: scoring is the protocol's job, after the
 stages (:mod:`w2sgen.generation.scoring`), and a method's guarded cache refuses the ceiling's entries
 (whose adapters were trained on transfer's gold answers)."""
 
