@@ -192,3 +192,65 @@ def test_a_method_file_runs_in_ray_tasks(tiny_suite, tmp_path, kit):
         assert {r["executor"]["kind"] for r in recs} == {"ray"}
     finally:
         unload("hard")
+
+
+def _fake_sst2_hub(monkeypatch, flip: int | None = None) -> list[str]:
+    """``datasets.load_dataset('stanfordnlp/sst2')`` answered from rows made here (the hub's schema:
+    idx, sentence, label); ``flip`` turns one training label. Returns the ids asked for."""
+    import datasets
+
+    asked: list[str] = []
+
+    def rows(n: int, start: int) -> list[dict]:
+        out = [{"idx": i, "sentence": f"{'a good' if i % 2 else 'a bad'} film number {start + i}", "label": i % 2}
+               for i in range(n)]
+        if flip is not None and start == 0:
+            out[flip]["label"] = 1 - out[flip]["label"]
+        return out
+
+    def load_dataset(hub_id, *args, **kw):
+        asked.append(hub_id)
+        return datasets.DatasetDict({"train": datasets.Dataset.from_list(rows(120, 0)),
+                                     "validation": datasets.Dataset.from_list(rows(40, 1000))})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr("w2sgen.benchmark.content.hub_commit", lambda t: "c0ffee" * 6 + "c0ff")
+    return asked
+
+
+def test_a_hub_task_records_its_content_on_the_first_run_and_later_runs_are_checked(tmp_path, tiny_encoders, kit,
+                                                                                   monkeypatch):
+    """A suite task with no fingerprint (a hub task nobody could load where the suite was written): the
+    first run into a directory records its fingerprint, split hashes and hub commit; a later run of the
+    same content resumes; other content is refused before training, naming the task and its source;
+    and the leaderboard refuses two directories whose first runs saw different content."""
+    data = kit.tiny_suite_data(tmp_path, *tiny_encoders)
+    data["tasks"] = [{"task": "sst2", "source": "hub", "splits": dict(kit.TINY_SPLITS),
+                      "hub": {"id": "stanfordnlp/sst2", "config": None, "revision": None}}]
+    data["quick"]["tasks"] = ["sst2"]
+    suite = load_suite(kit.write_suite(tmp_path / "hub.yaml", data, freeze=False))
+    assert suite.tasks[0].fingerprint is None
+    asked = _fake_sst2_hub(monkeypatch)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert not run_benchmark(suite, ["xent"], out, cache_dir=cache).failed
+    assert asked and set(asked) == {"stanfordnlp/sst2"}
+    rec = Manifest.load(out).recorded["sst2"]
+    runs = [json.loads(p.read_text()) for p in method_dir(out, "xent").glob("*/run.json")]
+    assert len(runs) == 2 and {r["task"]["fingerprint"] for r in runs} == {rec["fingerprint"]}
+    assert set(rec["split_ids"]) == {0, 1} and rec["examples"] == 160 and rec["hub_commit"].startswith("c0ffee")
+    assert "the Hugging Face hub: stanfordnlp/sst2" in rec["source"]
+    assert not run_benchmark(suite, ["xent"], out, cache_dir=cache).failed  # the same content: resumed
+    assert Manifest.load(out).recorded["sst2"] == rec
+
+    _fake_sst2_hub(monkeypatch, flip=3)  # the hub's content changed since the first run
+    with pytest.raises(W2SError) as e:
+        run_benchmark(suite, ["xent", "logconf"], out, cache_dir=cache)
+    msg = str(e.value)
+    assert "task 'sst2'" in msg and "the Hugging Face hub: stanfordnlp/sst2" in msg
+    assert "this results directory's first run" in msg
+    assert not method_dir(out, "logconf").exists()  # refused before any training
+    other = tmp_path / "other"
+    assert not run_benchmark(suite, ["xent"], other, cache_dir=cache).failed  # a new directory records anew
+    assert Manifest.load(other).recorded["sst2"]["fingerprint"] != rec["fingerprint"]
+    with pytest.raises(W2SError, match="first run recorded other content for task 'sst2'"):
+        collect([out, other])
