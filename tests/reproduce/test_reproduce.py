@@ -99,6 +99,25 @@ def test_probe_end_to_end(ladder, tmp_path, capsys):
     assert json.loads((out / "claims.json").read_text()) == claims
 
 
+@pytest.mark.integration  # a local Ray (2 CPUs): ~20 s to start here
+def test_probe_grid_runs_on_ray(ladder, tmp_path, capsys):
+    """``--executor ray``: the grid's runs are Ray tasks in other processes; the claims come back the same way."""
+    import os
+
+    pytest.importorskip("ray")
+    models, task = ladder
+    out = tmp_path / "out"
+    args = _args(models, task, out, tmp_path / "cache", "--set", "probe.epochs=5", "--executor", "ray",
+                 "--workers", "2")
+    assert main(args) == 0
+    assert "claims (95% intervals" in capsys.readouterr().out
+    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*/run.json")]
+    assert len(runs) == 8 and {r["executor"]["kind"] for r in runs} == {"ray"}
+    assert os.getpid() not in {r["executor"]["pid"] for r in runs}
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims and all(c["verdict"] in VERDICTS for c in claims)
+
+
 def test_dry_run_and_bad_arguments(ladder, tmp_path, capsys):
     models, task = ladder
     assert main(_args(models, task, tmp_path / "o", tmp_path / "c", "--dry-run")) == 0
