@@ -71,17 +71,19 @@ class Plan:
             out[kind] = {"unique": len(st), "cached": done, "left": len(st) - done}
         return out
 
-    def estimate_s(self) -> float | None:
+    def estimate_s(self, cold: bool = False) -> float | None:
         """Seconds of training left: stages left × the mean train time of cached stages of their kind
-        (of any kind where none of that kind is cached); None when nothing is cached."""
+        (of any kind where none of that kind is cached); None when nothing is cached. ``cold``: the
+        whole plan from an empty cache, i.e. that plus the recorded train times of the cached stages."""
         walls = [s for s in self.stages.values() if s.cached and s.wall_s is not None]
         if not walls:
             return None
         overall = sum(s.wall_s for s in walls) / len(walls)  # type: ignore[misc]
-        total = 0.0
+        total = sum(s.wall_s for s in walls) if cold else 0.0  # type: ignore[misc]
         for kind, c in self.counts().items():
             w = [s.wall_s for s in walls if s.kind == kind]
-            total += c["left"] * (sum(w) / len(w) if w else overall)  # type: ignore[arg-type]
+            left = c["left"] + (c["cached"] - len(w) if cold else 0)  # cold: cached stages with no recorded time too
+            total += left * (sum(w) / len(w) if w else overall)  # type: ignore[arg-type]
         return total
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,6 +222,11 @@ def format_plan(plan: Plan, cache_root: str | Path | None = None) -> str:
     else:
         lines.append(f"work left: {left} stages, about {_duration(est)} of training (from cached stages' "
                      "train times; embedding and model loading not counted)")
+    cold = plan.estimate_s(cold=True) if plan.cached else None
+    if cold is not None:
+        lines.append(f"from an empty stage cache: about {_duration(cold)} of training (the recorded train times of "
+                     f"the {plan.cached} cached stages, their kind's mean for the rest; embedding and model loading "
+                     "not counted)")
     if cache_root is not None:
         lines.append(f"stage cache: {Path(cache_root) / 'stages'}")
     return "\n".join(lines)
