@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 COLORS = {"reproduced": "#1a7f37", "not reproduced": "#c62828", "inconclusive": "#777777"}
 METHODS = ("xent", "logconf")
+TITLE_WIDTH = 70
+"""Characters per line of a claim panel's title (wrapped, never cut)."""
+LABEL_WIDTH = 48
+"""Characters per line of a claim row's label (the statistic, wrapped, never cut)."""
 
 
 def short(name: str) -> str:
@@ -169,7 +174,7 @@ def figure3(ev: Evidence, title: str) -> Any:
     """Test accuracy against the strong model's size: one panel per task and one pooled (rows), xent
     and logconf side by side (columns); one line per weak model through its students, starting at
     the weak model's own accuracy (hollow); the strong ceiling dashed."""
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     plt = _plt()
     rows = [*_tasks(ev), "pooled"]
@@ -192,7 +197,8 @@ def figure3(ev: Evidence, title: str) -> Any:
                 ax.plot([ev.params[w]], [acc(weak_stage(w))], "o", mfc="none", color=color, ms=6)
             _log_x(ax, sorted({ev.params[m] for m in ev.ladder}))
             ax.set_title(f"{task} — {method}", fontsize=10)
-            ax.yaxis.set_major_formatter(PercentFormatter(1.0, 0))
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))  # whole percents: no 72.5% shown as 73%
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
             if i == len(rows) - 1:
                 ax.set_xlabel("strong model parameters")
             if k == 0:
@@ -261,8 +267,9 @@ def claims_figure(rows: list[Claim]) -> Any:
     nums = [n for n in CLAIMS if any(r.claim == n for r in rows)]
     if not nums:
         return None
-    fig, axes = plt.subplots(len(nums), 1, figsize=(9, sum(0.55 * sum(r.claim == n for r in rows) + 0.9
-                                                           for n in nums)), squeeze=False)
+    lines = {n: len(textwrap.wrap(f"claim {n}: {CLAIMS[n]}", TITLE_WIDTH)) for n in nums}
+    fig, axes = plt.subplots(len(nums), 1, figsize=(9, sum(0.6 * sum(r.claim == n for r in rows) + 0.75
+                                                           + 0.17 * lines[n] for n in nums)), squeeze=False)
     for ax, n in zip(axes[:, 0], nums):
         rs = [r for r in rows if r.claim == n]
         for y, r in enumerate(rs):
@@ -276,9 +283,10 @@ def claims_figure(rows: list[Claim]) -> Any:
                             xytext=(6, 4), textcoords="offset points", color=c)
         ax.axvline(rs[0].null, color="0.4", ls="--", lw=1)
         ax.set_yticks(range(len(rs)))
-        ax.set_yticklabels([f"{r.mode}: {r.statistic[:60]} ({r.verdict})" for r in rs], fontsize=7)
+        ax.set_yticklabels([textwrap.fill(f"{r.mode}: {r.statistic} ({r.verdict})", LABEL_WIDTH) for r in rs],
+                           fontsize=7)
         ax.set_ylim(-0.6, len(rs) - 0.4)
-        ax.set_title(f"claim {n}: {CLAIMS[n]}", fontsize=9, loc="left")
+        ax.set_title(textwrap.fill(f"claim {n}: {CLAIMS[n]}", TITLE_WIDTH), fontsize=9, loc="left")
     fig.tight_layout()
     return fig
 
