@@ -17,6 +17,20 @@ def test_list_names_the_shipped_suites_with_their_hashes(capsys):
         assert name in out and load_suite(name).short_hash in out
 
 
+SHIPPED = {"cpu-v1": "784fc6d9b6d265c15ea016ac08a6113b20f0e865729e15a45f80f13ccc73c343",
+           "paper-nlp-v1": "0e31b6fc81d7658496af8a7e5ee77dff934ba3b96564c7b3ad40ead25216b8f0"}
+"""The content hashes of the shipped suites: a suite's hash is its identity, and published results carry it."""
+
+
+def test_shipped_suites_keep_their_hashes():
+    from w2sgen.benchmark.suite import load_suite
+
+    for name, want in SHIPPED.items():
+        assert load_suite(name).hash == want, (
+            f"suite {name} changed its content: a published suite is frozen. Put the change in a new version "
+            f"(a new file, e.g. {name.rsplit('-v', 1)[0]}-v2.yaml, with version bumped), not in {name}")
+
+
 def test_show_describes_a_suite_and_plans_a_run(tiny_suite, tmp_path, capsys):
     assert main(["benchmark", "show", str(tiny_suite), "--cache-dir", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out

@@ -95,7 +95,9 @@ def board() -> Board:
 
 def test_json_has_exactly_the_issues_keys():
     recs = json.loads(format_json(board()))
-    assert [list(r) for r in recs] == [list(COLUMNS)] * len(recs)
+    issue = ["method", "suite", "suite_hash", "runs", "pgr", "pgr_lo", "pgr_hi", "delta_pgr", "delta_pgr_lo",
+             "delta_pgr_hi", "acc", "tasks_won", "cost", "rank", "ranked"]  # the issue's list, written out
+    assert list(COLUMNS) == issue and [list(r) for r in recs] == [issue] * len(recs)
     by = {r["method"]: r for r in recs}
     assert by["winner"]["rank"] == 1 and by["winner"]["ranked"] is True and by["winner"]["cost"] == 2.0
     assert by["zero_shot"]["pgr"] is None and by["zero_shot"]["ranked"] is False and by["zero_shot"]["rank"] is None

@@ -40,6 +40,8 @@ def test_an_edited_method_file_is_refused_where_the_driver_loaded_another_conten
     ("X = 1\n", "defines no METHOD"),
     ("raise ValueError('boom')\n", "importing it failed: ValueError: boom"),
     ("from w2sgen.methods import METHODS\nMETHOD = METHODS.get('xent')\n", "the name of a registered method"),
+    ("import dataclasses\nfrom w2sgen.methods import METHODS\nMETHOD = dataclasses.replace(METHODS.get('xent'), "
+     "name='looker', analyze_fn=lambda cfg, st, truth, ctx: {})\n", "has an analyze_fn, which the protocol calls"),
 ])
 def test_bad_method_files_are_refused_clearly(tmp_path, source, message):
     p = tmp_path / "bad.py"

@@ -254,3 +254,45 @@ def test_a_hub_task_records_its_content_on_the_first_run_and_later_runs_are_chec
     assert Manifest.load(other).recorded["sst2"]["fingerprint"] != rec["fingerprint"]
     with pytest.raises(W2SError, match="first run recorded other content for task 'sst2'"):
         collect([out, other])
+    heads = [header(leaderboard([d])) for d in (out, other)]  # one suite hash, two contents: the boards say so
+    digests = {line.split()[1] for h in heads for line in h if line.startswith("content ")}
+    assert len(digests) == 2 and all("(sst2)" in line for h in heads for line in h if line.startswith("content "))
+
+
+BUGGY = '''
+from dataclasses import dataclass
+
+from w2sgen.methods.base import Method
+
+
+@dataclass
+class BuggyConfig:
+    pass
+
+
+def _make(cfg):
+    def loss(logits, weak, step, total, window=None):
+        raise ValueError("an ordinary bug in a method file")
+
+    return loss
+
+
+METHOD = Method(name="buggy", description="raises in its loss", config_cls=BuggyConfig, make_loss=_make)
+'''
+
+
+def test_a_method_file_with_a_bug_fails_alone(tiny_suite, tmp_path, kit):
+    """A method file that raises an ordinary exception (not a W2SError) fails its own runs; the methods
+    after it still run, and the manifest records the failure with the exception's name."""
+    buggy = kit.write_method(tmp_path / "buggy.py", BUGGY)
+    hard = kit.write_method(tmp_path / "hard.py", kit.HARD)
+    try:
+        outcome = run_benchmark(load_suite(tiny_suite), ["xent", str(buggy), str(hard)], tmp_path / "out",
+                                cache_dir=tmp_path / "cache")
+    finally:
+        unload("buggy")
+        unload("hard")
+    assert set(outcome.failed) == {"buggy"} and "ValueError: an ordinary bug" in outcome.failed["buggy"]
+    m = Manifest.load(tmp_path / "out")
+    assert m.methods["buggy"]["status"] == "failed" and m.methods["hard"]["status"] == "done"
+    assert len(list(method_dir(tmp_path / "out", "hard").glob("*/run.json"))) == 2

@@ -19,6 +19,7 @@ run on the suite are listed as n/a with the reason.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -80,6 +81,17 @@ class Board:
     dirs: list[Path] = field(default_factory=list)
     protocol: str = ""
     """w2sgen's training protocol of the results (the manifest's)."""
+    recorded: dict[str, Any] = field(default_factory=dict)
+    """Task -> the content its first run recorded (unfrozen tasks): boards of one suite hash over other
+    hub content differ here."""
+
+    @property
+    def content_digest(self) -> str | None:
+        """A short hash of the recorded fingerprints (None when the suite fixes every task's content)."""
+        if not self.recorded:
+            return None
+        text = "\n".join(f"{t}:{self.recorded[t]['fingerprint']}" for t in sorted(self.recorded))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def suite_label(self) -> str:
@@ -179,6 +191,8 @@ class Collected:
     methods: dict[str, dict[str, Any]]
     not_run: dict[str, str]
     protocol: str = ""
+    recorded: dict[str, Any] = field(default_factory=dict)
+    """Task -> what the first run recorded, for tasks the suite leaves unfrozen."""
 
 
 def collect(dirs: Sequence[str | Path]) -> Collected:
@@ -228,7 +242,8 @@ def collect(dirs: Sequence[str | Path]) -> Collected:
         not_run.pop(name, None)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=aggregate.TABLE_COLUMNS)
     table = table.drop_duplicates(subset=aggregate.KEYS, keep="first").reset_index(drop=True)
-    return Collected(suite, first.variant, table, MergedPredictions(roots), methods, not_run, first.protocol)
+    return Collected(suite, first.variant, table, MergedPredictions(roots), methods, not_run, first.protocol,
+                     recorded)
 
 
 # --------------------------------------------------------------------------- ranking
@@ -337,7 +352,7 @@ def leaderboard(dirs: Sequence[str | Path]) -> Board:
                             uses_ground_truth=bool(info.get("uses_ground_truth"))))
     for name, reason in sorted(c.not_run.items()):
         rows.append(Row(method=name, note=reason, available=False))
-    return Board(c.suite, c.variant, rows, expected, [Path(d) for d in dirs], c.protocol)
+    return Board(c.suite, c.variant, rows, expected, [Path(d) for d in dirs], c.protocol, c.recorded)
 
 
 # --------------------------------------------------------------------------- output
@@ -363,6 +378,10 @@ def header(b: Board) -> list[str]:
              f"{len(b.suite.pairs)} pair{'s' if len(b.suite.pairs) > 1 else ''} × {len(seeds)} seeds = "
              f"{b.expected_runs} runs · {b.suite.mode} mode · reference {b.suite.reference} · "
              f"protocol {b.protocol or 'unrecorded'}"]
+    if b.content_digest is not None:
+        lines.append(f"content {b.content_digest}: the fingerprints the first run recorded for the "
+                     f"{len(b.recorded)} task{'s' if len(b.recorded) > 1 else ''} the suite leaves unfrozen "
+                     f"({', '.join(sorted(b.recorded))}); boards with another content digest ran on other data")
     if b.variant == "quick":
         lines.append("QUICK RUN (--quick): fewer tasks and seeds; not comparable with full runs of the suite")
     return lines

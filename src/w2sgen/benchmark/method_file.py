@@ -100,6 +100,12 @@ def load_method_file(path: str | Path, expect_sha256: str | None = None) -> Meth
     if _LOADED.get(name) not in (None, sha):
         raise W2SError(f"method file {p}: its METHOD is named {method.name!r}, as a method loaded from another "
                        "file (or another version of this one); give each method file its own name")
+    if method.analyze_fn is not None and not method.uses_ground_truth:
+        sys.modules.pop(module, None)
+        raise W2SError(f"method file {p}: its METHOD has an analyze_fn, which the protocol calls with the "
+                       "ground truth of transfer, val and test; a method file that is ranked may not see it. "
+                       "Drop analyze_fn (the protocol's own analyses still run), or declare "
+                       "uses_ground_truth=True to run it unranked")
     fields = {f.name: getattr(method, f.name) for f in dataclasses.fields(Method)}
     register_method(FileMethod(**fields, source_file=str(p), source_sha256=sha), overwrite=True)
     _LOADED[name] = sha

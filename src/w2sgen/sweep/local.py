@@ -151,6 +151,9 @@ def run_local(runs: list[RunConfig], *, workers: int = 1, cache_dir: str | Path 
                     report(i, d, s, None)
                 except W2SError as e:
                     report(i, None, 0.0, str(e))
+                except Exception as e:  # a bug (in a method file, say): name it, keep going, as the pool does
+                    log.warning("run %d failed", i + 1, exc_info=True)
+                    report(i, None, 0.0, f"{type(e).__name__}: {e}")
         else:
             _run_pool(runs, workers, cache, verbose, report, method_files)
     sync_outs(outs)
