@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from w2sgen.benchmark.leaderboard import COLUMNS
+from w2sgen.benchmark.suite import load_suite
 from w2sgen.cli import main
 
 
@@ -50,9 +51,16 @@ def test_run_dry_run_then_run_then_leaderboard(tiny_suite, tmp_path, capsys):
     assert main([*args, "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "methods: xent, logconf" in text and "n/a: few_shot" in text and "matches the suite" in text
+    # the toy task's 120 examples: the weak model embeds all four splits, the strong one transfer, val, test
+    weak, strong = (p for p in load_suite(tiny_suite).pairs[0])
+    assert f"embedding: {weak}: 120 texts, 120 not in the activation cache" in text
+    assert f"embedding: {strong}: " in text and "no time estimate" in text
     assert not out.exists()  # a dry run writes nothing
     assert main(args) == 0
     captured = capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert f"embedding: {weak}: 120 texts, all cached" in text and "from an empty stage cache: about" in text
     assert "rank  method" in captured.out and "logconf" in captured.out
     f = tmp_path / "board.json"
     assert main(["benchmark", "leaderboard", str(out), "--format", "json", "-o", str(f)]) == 0

@@ -296,3 +296,19 @@ def test_a_method_file_with_a_bug_fails_alone(tiny_suite, tmp_path, kit):
     m = Manifest.load(tmp_path / "out")
     assert m.methods["buggy"]["status"] == "failed" and m.methods["hard"]["status"] == "done"
     assert len(list(method_dir(tmp_path / "out", "hard").glob("*/run.json"))) == 2
+
+
+@pytest.mark.integration  # finetunes tiny causal LMs: ~20 s here
+def test_a_finetune_mode_suite_runs_on_tiny_decoders(tmp_path, tiny_decoders, kit):
+    """paper-nlp-v1's shape (finetune mode, a decoder ladder) end to end, on tiny local causal LMs."""
+    data = kit.tiny_suite_data(tmp_path, *tiny_decoders, seeds=(0,))
+    data.update(name="tiny-ft", mode="finetune",
+                settings={"finetune": {"max_steps": 2, "batch_size": 8, "lr": 1e-3, "dtype": "fp32"}})
+    suite = load_suite(kit.write_suite(tmp_path / "ft.yaml", data))
+    out = tmp_path / "out"
+    assert not run_benchmark(suite, ["xent", "logconf"], out, cache_dir=tmp_path / "cache").failed
+    runs = [json.loads(p.read_text()) for p in method_dir(out, "logconf").glob("*/run.json")]
+    assert len(runs) == 1 and runs[0]["mode"] == "finetune" and runs[0]["config"]["finetune"]["max_steps"] == 2
+    assert {"xent", "logconf"} <= set(runs[0]["stages"]["students"])
+    board = leaderboard([out])
+    assert "finetune mode" in header(board)[0] and {r.method for r in board.rows} == {"xent", "logconf"}

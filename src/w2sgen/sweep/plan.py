@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import RunConfig, to_dict
 from ..store.cache import StageCache, stage_key
 from .grid import run_label
@@ -42,12 +44,24 @@ class PlannedStage:
 
 
 @dataclass
+class Embeds:
+    """The texts one model side embeds over a plan's runs (probe mode), and how many the cache lacks."""
+
+    model: str
+    texts: set[str] = field(default_factory=set)
+    """sha1 of each text (``activations.text_key``)."""
+    missing: int = 0
+
+
+@dataclass
 class Plan:
     """Runs, their stages (unique across runs) and which of those the cache holds."""
 
     runs: list[RunConfig]
     stages: dict[str, PlannedStage]
     run_stages: list[list[str]]
+    embeds: dict[str, Embeds] = field(default_factory=dict)
+    """Probe mode: per features entry (a model side's key), the texts the floors and ceilings embed."""
 
     @property
     def total(self) -> int:
@@ -131,12 +145,14 @@ def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Pla
     """The unique stages of ``runs`` and their cache state (loads tasks and model fingerprints only)."""
     from ..methods.compose import parse
     from ..protocol import StageResult, stage_inputs, weak_eval_of
-    from ..tasks.splits import make_splits
+    from ..tasks.splits import SPLITS, make_splits
+    from ..train.activations import text_key
 
     cache = StageCache(cache_dir)
     res = _Resolver(cache)
     stages: dict[str, PlannedStage] = {}
     run_stages: list[list[str]] = []
+    embeds: dict[str, Embeds] = {}
 
     def add(kind: str, ident: str, key: str | None, run: int, after: str | None = None) -> str:
         if ident not in stages:
@@ -177,7 +193,25 @@ def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Pla
                                  "method_args": cfg.method_args.get(name), "after": floor})
                 ids.append(add("student", f"student?{sym}", None, r, after=floor))
         run_stages.append(ids)
-    return Plan(runs, stages, run_stages)
+        if cfg.mode == "probe":  # the floor embeds every split with the weak model, the ceiling the rest
+            text = task.frame["text"].to_numpy()
+            for side, model, names in ((weak_key, cfg.weak, SPLITS), (strong_key, cfg.strong, SPLITS[1:])):
+                rows = np.concatenate([splits[n] for n in names])
+                embeds.setdefault(side, Embeds(model)).texts.update(text_key(t) for t in text[rows])
+    for side, e in embeds.items():
+        e.missing = len(e.texts - _stored(cache.root / "features" / side))
+    return Plan(runs, stages, run_stages, embeds)
+
+
+def _stored(d: Path) -> set[str]:
+    """The text keys a features entry holds (empty when there is none); read only, nothing created."""
+    out: set[str] = set()
+    for kf in d.glob("*.keys.json") if d.is_dir() else ():
+        try:
+            out.update(json.loads(kf.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def _key_env(res: _Resolver, cfg: RunConfig, si: Any) -> Any:
@@ -227,6 +261,12 @@ def format_plan(plan: Plan, cache_root: str | Path | None = None) -> str:
         lines.append(f"from an empty stage cache: about {_duration(cold)} of training (the recorded train times of "
                      f"the {plan.cached} cached stages, their kind's mean for the rest; embedding and model loading "
                      "not counted)")
+    for e in plan.embeds.values():
+        lines.append(f"embedding: {e.model}: {len(e.texts):,} texts, "
+                     + (f"{e.missing:,} not in the activation cache" if e.missing else "all cached"))
+    if any(e.missing for e in plan.embeds.values()):
+        lines.append("  (in probe mode, embedding the texts not cached is most of a cold run's time; the methods' own "
+                     "extra models, such as bootstrap's rungs, are not counted)")
     if cache_root is not None:
         lines.append(f"stage cache: {Path(cache_root) / 'stages'}")
     return "\n".join(lines)
