@@ -99,7 +99,7 @@ def test_probe_end_to_end(ladder, tmp_path, capsys):
     assert json.loads((out / "claims.json").read_text()) == claims
 
 
-@pytest.mark.integration  # a local Ray (2 CPUs): ~20 s to start here
+@pytest.mark.slow  # a local Ray (2 CPUs): 1-3 min here; make test already runs Ray in tests/sweep and tests/benchmark
 def test_probe_grid_runs_on_ray(ladder, tmp_path, capsys):
     """``--executor ray``: the grid's runs are Ray tasks in other processes; the claims come back the same way."""
     import os
