@@ -68,3 +68,18 @@ def test_a_worker_registers_the_method_file_before_its_run(hard, tiny_suite, tmp
 
     rec = json.loads((Path(run_dir) / "run.json").read_text())
     assert rec["stages"]["students"]["hard"]["wall_s"] > 0
+
+
+def test_a_method_file_with_an_analyze_fn_loads_when_it_declares_ground_truth(tmp_path):
+    from w2sgen.benchmark.method_file import unload
+    from w2sgen.methods import METHODS
+
+    p = tmp_path / "declared.py"
+    p.write_text("import dataclasses\nfrom w2sgen.methods import METHODS\nMETHOD = dataclasses.replace("
+                 "METHODS.get('xent'), name='declared_looker', uses_ground_truth=True, "
+                 "analyze_fn=lambda cfg, st, truth, ctx: {})\n")
+    try:
+        assert load_method_file(p).name == "declared_looker"
+        assert METHODS.get("declared_looker").uses_ground_truth
+    finally:
+        unload("declared_looker")

@@ -254,9 +254,13 @@ def test_a_hub_task_records_its_content_on_the_first_run_and_later_runs_are_chec
     assert Manifest.load(other).recorded["sst2"]["fingerprint"] != rec["fingerprint"]
     with pytest.raises(W2SError, match="first run recorded other content for task 'sst2'"):
         collect([out, other])
-    heads = [header(leaderboard([d])) for d in (out, other)]  # one suite hash, two contents: the boards say so
-    digests = {line.split()[1] for h in heads for line in h if line.startswith("content ")}
-    assert len(digests) == 2 and all("(sst2)" in line for h in heads for line in h if line.startswith("content "))
+    _fake_sst2_hub(monkeypatch)  # the first content again, into a third directory
+    again = tmp_path / "again"
+    assert not run_benchmark(suite, ["xent"], again, cache_dir=cache).failed
+    heads = [header(leaderboard([d])) for d in (out, other, again)]  # one suite hash, two contents: the boards say so
+    digests = [next(line.split()[1] for line in h if line.startswith("content ")) for h in heads]
+    assert digests[0] == digests[2] != digests[1]  # the digest follows the content, not the directory
+    assert all("(sst2)" in line for h in heads for line in h if line.startswith("content "))
 
 
 BUGGY = '''

@@ -24,14 +24,14 @@ def test_left_and_cold_estimates_use_recorded_train_times_by_kind():
     assert plan.estimate_s(cold=True) == pytest.approx(10 + 20 + 4 + 15 + 4 + 4 + overall)
     text = format_plan(plan)
     assert "work left: 3 stages, about 30s" in text
-    assert "from an empty stage cache: about 68s of training (the recorded train times of the 4 cached stages" in text
+    assert "from an empty stage cache: about 68s (the recorded times of the 4 cached stages" in text
 
 
 def test_everything_cached_still_says_what_a_cold_run_costs():
     plan = _plan(("floor", True, 30.0), ("ceiling", True, 90.0), ("student", True, 60.0))
     assert plan.estimate_s() == 0
     text = format_plan(plan)
-    assert "work left: none" in text and "from an empty stage cache: about 3 min of training" in text
+    assert "work left: none" in text and "from an empty stage cache: about 3 min (" in text
 
 
 def test_nothing_cached_gives_no_estimate():

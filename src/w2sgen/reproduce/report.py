@@ -197,7 +197,7 @@ def figure3(ev: Evidence, title: str) -> Any:
                 ax.plot([ev.params[w]], [acc(weak_stage(w))], "o", mfc="none", color=color, ms=6)
             _log_x(ax, sorted({ev.params[m] for m in ev.ladder}))
             ax.set_title(f"{task} — {method}", fontsize=10)
-            ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))  # whole percents: no 72.5% shown as 73%
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))  # 1-2-5 steps, labelled exactly
             ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
             if i == len(rows) - 1:
                 ax.set_xlabel("strong model parameters")

@@ -61,7 +61,8 @@ class Plan:
     stages: dict[str, PlannedStage]
     run_stages: list[list[str]]
     embeds: dict[str, Embeds] = field(default_factory=dict)
-    """Probe mode: per features entry (a model side's key), the texts the floors and ceilings embed."""
+    """Probe mode: per features entry (a model side's key), the texts that the stages still to build
+    embed (a cached stage embeds nothing)."""
 
     @property
     def total(self) -> int:
@@ -193,11 +194,15 @@ def make_plan(runs: list[RunConfig], cache_dir: str | Path | None = None) -> Pla
                                  "method_args": cfg.method_args.get(name), "after": floor})
                 ids.append(add("student", f"student?{sym}", None, r, after=floor))
         run_stages.append(ids)
-        if cfg.mode == "probe":  # the floor embeds every split with the weak model, the ceiling the rest
-            text = task.frame["text"].to_numpy()
-            for side, model, names in ((weak_key, cfg.weak, SPLITS), (strong_key, cfg.strong, SPLITS[1:])):
-                rows = np.concatenate([splits[n] for n in names])
-                embeds.setdefault(side, Embeds(model)).texts.update(text_key(t) for t in text[rows])
+        if cfg.mode == "probe":  # a floor it builds embeds every split with the weak model; a ceiling or
+            text = task.frame["text"].to_numpy()  # student it builds, transfer, val and test with the strong one
+            builds = [(strong_key, cfg.strong, SPLITS[1:], not all(stages[i].cached for i in ids[1:]))]
+            if cfg.weak and not cfg.weak_labels:
+                builds.append((weak_key, cfg.weak, SPLITS, not stages[floor].cached))
+            for side, model, names, built in builds:
+                if built:
+                    rows = np.concatenate([splits[n] for n in names])
+                    embeds.setdefault(side, Embeds(model)).texts.update(text_key(t) for t in text[rows])
     for side, e in embeds.items():
         e.missing = len(e.texts - _stored(cache.root / "features" / side))
     return Plan(runs, stages, run_stages, embeds)
@@ -254,19 +259,19 @@ def format_plan(plan: Plan, cache_root: str | Path | None = None) -> str:
     elif est is None:
         lines.append(f"work left: {left} stages; no time estimate (no cached stage with a recorded train time)")
     else:
-        lines.append(f"work left: {left} stages, about {_duration(est)} of training (from cached stages' "
-                     "train times; embedding and model loading not counted)")
+        lines.append(f"work left: {left} stages, about {_duration(est)} (from cached stages' recorded times, "
+                     "which include the embedding a stage did when it was built; model loading not counted)")
     cold = plan.estimate_s(cold=True) if plan.cached else None
     if cold is not None:
-        lines.append(f"from an empty stage cache: about {_duration(cold)} of training (the recorded train times of "
-                     f"the {plan.cached} cached stages, their kind's mean for the rest; embedding and model loading "
-                     "not counted)")
+        lines.append(f"from an empty stage cache: about {_duration(cold)} (the recorded times of the {plan.cached} "
+                     "cached stages, their kind's mean for the rest; a stage's time includes the embedding it did, "
+                     "and features already cached when it was built cost it nothing)")
     for e in plan.embeds.values():
         lines.append(f"embedding: {e.model}: {len(e.texts):,} texts, "
                      + (f"{e.missing:,} not in the activation cache" if e.missing else "all cached"))
     if any(e.missing for e in plan.embeds.values()):
-        lines.append("  (in probe mode, embedding the texts not cached is most of a cold run's time; the methods' own "
-                     "extra models, such as bootstrap's rungs, are not counted)")
+        lines.append("  (texts the stages still to build embed; in probe mode embedding is most of a cold run's time; "
+                     "the methods' own extra models, such as bootstrap's rungs, are not counted)")
     if cache_root is not None:
         lines.append(f"stage cache: {Path(cache_root) / 'stages'}")
     return "\n".join(lines)
